@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+/** `labthings-ts`: the command-line entry point. */
+import { readFileSync } from "node:fs";
+import { ConfigError, LabThingsError, ThingLifecycleError } from "../errors.js";
+import { SERVE_USAGE, serve } from "./serve.js";
+
+const USAGE = `Usage: labthings-ts <command> [options]
+
+Commands:
+  serve     serve Things over HTTP (default: the simulated microscope)
+
+Run 'labthings-ts <command> --help' for a command's options.`;
+
+function version(): string {
+  const pkg = new URL("../../../package.json", import.meta.url);
+  const fallback = new URL("../../package.json", import.meta.url);
+  for (const url of [pkg, fallback]) {
+    try {
+      return (JSON.parse(readFileSync(url, "utf8")) as { version: string }).version;
+    } catch {}
+  }
+  return "unknown";
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "serve":
+      return serve(rest);
+    case "--version":
+    case "-v":
+      console.log(version());
+      return;
+    case undefined:
+    case "--help":
+    case "-h":
+    case "help":
+      console.log(USAGE);
+      return;
+    default:
+      console.error(`labthings-ts: unknown command '${command}'\n\n${USAGE}`);
+      process.exitCode = 2;
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    console.error(`labthings-ts: ${error.message}`);
+    if (error.key === "arguments" || error.key.startsWith("-")) console.error(`\n${SERVE_USAGE}`);
+    process.exitCode = 2;
+  } else if (error instanceof ThingLifecycleError || error instanceof LabThingsError) {
+    const cause = error.cause instanceof Error && error.cause.stack ? `\n${error.cause.stack}` : "";
+    console.error(`labthings-ts: ${error.message}${cause}`);
+    process.exitCode = 1;
+  } else {
+    console.error("labthings-ts:", error);
+    process.exitCode = 1;
+  }
+});

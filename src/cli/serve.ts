@@ -1,0 +1,134 @@
+import { parseArgs } from "node:util";
+import closeWithGrace from "close-with-grace";
+import type { ServerConfig } from "../config/config-schema.js";
+import { LOG_LEVELS } from "../config/config-schema.js";
+import { readConfigFile, validateConfig } from "../config/load-config.js";
+import { loadThings } from "../config/load-things.js";
+import { ConfigError } from "../errors.js";
+import { DEFAULTS, ThingServer } from "../http/thing-server.js";
+import { createLogger } from "../logging/logger.js";
+
+export const SERVE_USAGE = `Usage: labthings-ts serve [options]
+
+Serve the Things of a config file (without --config: the simulated microscope).
+
+Options:
+  -c, --config FILE          JSON config file; relative paths in it resolve against its folder
+  -H, --host HOST            interface to bind (default 127.0.0.1)
+  -p, --port PORT            TCP port; 0 picks a free one (default 5000)
+      --shutdown-timeout MS  hard deadline for shutdown (default 5000)
+      --log-level LEVEL      ${LOG_LEVELS.join(" | ")} (default info)
+      --log-format FORMAT    pretty | json (default: pretty on a terminal)
+  -h, --help                 show this help
+Flags override the config file.`;
+
+/** Parse the flags over the config file's values; every mistake is a ConfigError naming it. */
+async function resolveServeConfig(
+  args: string[],
+): Promise<{ config: ServerConfig; baseDir: string; help: boolean }> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        config: { type: "string", short: "c" },
+        host: { type: "string", short: "H" },
+        port: { type: "string", short: "p" },
+        "shutdown-timeout": { type: "string" },
+        "log-level": { type: "string" },
+        "log-format": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new ConfigError("arguments", (error as Error).message);
+  }
+  const { config, baseDir } = values.config
+    ? await readConfigFile(String(values.config))
+    : { config: (await import("./default-config.js")).defaultConfig(), baseDir: process.cwd() };
+  const overrides: Record<string, unknown> = {};
+  if (values.host !== undefined) overrides.host = values.host;
+  if (values.port !== undefined) overrides.port = flagInteger("--port", values.port);
+  if (values["shutdown-timeout"] !== undefined) {
+    overrides.shutdownTimeoutMs = flagInteger("--shutdown-timeout", values["shutdown-timeout"]);
+  }
+  if (values["log-level"] !== undefined) overrides.logLevel = values["log-level"];
+  if (values["log-format"] !== undefined) overrides.logFormat = values["log-format"];
+  return {
+    config: validateConfig({ ...config, ...overrides }),
+    baseDir,
+    help: values.help === true,
+  };
+}
+
+function flagInteger(flag: string, value: unknown): number {
+  const number = Number(value);
+  if (!Number.isInteger(number)) throw new ConfigError(flag, `'${value}' is not a whole number`);
+  return number;
+}
+
+/** `labthings-ts serve`: load, start, listen, and shut down cleanly on SIGINT/SIGTERM. */
+export async function serve(args: string[]): Promise<void> {
+  const startedAt = performance.now();
+  const { config, baseDir, help } = await resolveServeConfig(args);
+  if (help) {
+    console.log(SERVE_USAGE);
+    return;
+  }
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  const entries = await loadThings(config, baseDir);
+  const server = new ThingServer(entries, {
+    host: config.host,
+    port: config.port,
+    apiPrefix: config.apiPrefix,
+    cors: config.cors,
+    bodyLimitBytes: config.bodyLimitBytes,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+    trustProxy: config.trustProxy,
+    logger,
+  });
+  const host = config.host ?? DEFAULTS.host;
+  if (host !== "127.0.0.1" && host !== "localhost" && host !== "::1") {
+    logger.warn(
+      { host },
+      `listening on ${host} without authentication: anyone who can reach this machine can control its instruments`,
+    );
+  }
+  const shutdownTimeoutMs = config.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs;
+  // close-with-grace: first signal runs the sequence (bounded by its delay); a second exits at once.
+  const graceful = closeWithGrace(
+    {
+      // The server enforces its own deadline; this one only catches a sequence that wedged.
+      delay: shutdownTimeoutMs + 1000,
+      logger: false,
+      onSecondSignal: (signal) => logger.warn({ signal }, "second signal: exiting now"),
+      onTimeout: (ms) => logger.error({ ms }, "shutdown did not finish: exiting now"),
+    },
+    async ({ signal, err }) => {
+      if (err) logger.error({ err }, "fatal error, shutting down");
+      else logger.info({ signal }, "shutting down");
+      const report = await server.close();
+      const clean =
+        !err &&
+        report.hungThings.length === 0 &&
+        report.failedThings.length === 0 &&
+        !report.forced;
+      logger.info(
+        { ms: Math.round(report.durationMs), ...report },
+        clean ? "shut down cleanly" : "shut down with problems",
+      );
+      // close-with-grace exits 0 when this resolves, 1 when it throws.
+      if (!clean) throw new Error("unclean shutdown");
+    },
+  );
+  const url = await server.start().catch((error: unknown) => {
+    graceful.uninstall();
+    throw error;
+  });
+  logger.info(
+    { url, things: server.registry.names, startupMs: Math.round(performance.now() - startedAt) },
+    `listening on ${url}/`,
+  );
+}

@@ -1,0 +1,50 @@
+import { type Static, Type } from "@sinclair/typebox";
+import { AFFORDANCE_NAME } from "../model/declarations.js";
+
+/** `"./things/camera.ts#SimulatedCamera"`: a module path (relative to the config file) and an export. */
+const ClassSpec = Type.String({
+  minLength: 1,
+  description: "Module and export: './path/to/module.ts#ClassName' (default export without '#').",
+});
+
+const ThingSpec = Type.Object(
+  {
+    class: ClassSpec,
+    /** Passed to the constructor; validated against the class's `static options` schema when it has one. */
+    options: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    /** Slot name → Thing name, when more than one Thing could fill a slot. */
+    slots: Type.Optional(
+      Type.Record(Type.String(), Type.String({ pattern: AFFORDANCE_NAME.source })),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+export const ServerConfig = Type.Object(
+  {
+    $schema: Type.Optional(Type.String()),
+    /** Thing name (its URL segment) → class, or class with options and slots. */
+    things: Type.Record(
+      Type.String({ pattern: AFFORDANCE_NAME.source }),
+      Type.Union([ClassSpec, ThingSpec]),
+      {
+        minProperties: 1,
+      },
+    ),
+    host: Type.Optional(Type.String({ minLength: 1 })),
+    port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    apiPrefix: Type.Optional(Type.String({ pattern: "^(/[A-Za-z0-9._~-]+)*/?$" })),
+    settingsDir: Type.Optional(Type.String({ minLength: 1 })),
+    shutdownTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
+    bodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+    cors: Type.Optional(Type.Union([Type.Boolean(), Type.Array(Type.String({ minLength: 1 }))])),
+    trustProxy: Type.Optional(Type.Boolean()),
+    logLevel: Type.Optional(Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)))),
+    logFormat: Type.Optional(Type.Union([Type.Literal("pretty"), Type.Literal("json")])),
+  },
+  { additionalProperties: false },
+);
+export type ServerConfig = Static<typeof ServerConfig>;
+export type ThingSpec = Static<typeof ThingSpec>;

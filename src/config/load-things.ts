@@ -1,0 +1,96 @@
+import { extname } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { TSchema } from "@sinclair/typebox";
+import { ConfigError, ThingLifecycleError } from "../errors.js";
+import { isThing, type Thing } from "../model/thing.js";
+import { describeFieldErrors, SchemaValidator } from "../runtime/schema-validator.js";
+import type { ThingEntry } from "../runtime/thing-registry.js";
+import { errorMessage } from "../runtime/thing-registry.js";
+import type { ServerConfig } from "./config-schema.js";
+import { resolveConfigPath } from "./load-config.js";
+
+const TYPESCRIPT = new Set([".ts", ".mts", ".cts", ".tsx"]);
+
+type ThingConstructor = (new (options?: unknown) => Thing) & { options?: TSchema };
+
+/** Where a class comes from: a module specifier (file URL or package name) and an export. */
+export function parseClassSpec(
+  spec: string,
+  baseDir: string,
+): { specifier: string; exportName: string } {
+  const hash = spec.lastIndexOf("#");
+  const path = hash >= 0 ? spec.slice(0, hash) : spec;
+  const exportName = hash >= 0 ? spec.slice(hash + 1) : "default";
+  const isFile = path.startsWith(".") || path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path);
+  const specifier = path.startsWith("file:")
+    ? path
+    : isFile
+      ? pathToFileURL(resolveConfigPath(baseDir, path)).href
+      : path;
+  return { specifier, exportName: exportName || "default" };
+}
+
+let typescriptLoader: Promise<unknown> | undefined;
+
+/** Import a module, TypeScript included (tsx's loader is registered on first need). */
+async function importModule(specifier: string): Promise<Record<string, unknown>> {
+  if (TYPESCRIPT.has(extname(new URL(specifier, "file:///").pathname))) {
+    typescriptLoader ??= import("tsx/esm/api").then((tsx) => tsx.register());
+    await typescriptLoader;
+  }
+  return (await import(specifier)) as Record<string, unknown>;
+}
+
+/**
+ * Construct the configured Things: import each class, check its options against the
+ * class's `static options` schema, and call the constructor. Any failure names the Thing.
+ */
+export async function loadThings(config: ServerConfig, baseDir: string): Promise<ThingEntry[]> {
+  const validator = new SchemaValidator();
+  const entries: ThingEntry[] = [];
+  for (const [name, raw] of Object.entries(config.things)) {
+    const spec = typeof raw === "string" ? { class: raw } : raw;
+    const { specifier, exportName } = parseClassSpec(spec.class, baseDir);
+    let module: Record<string, unknown>;
+    try {
+      module = await importModule(specifier);
+    } catch (error) {
+      throw new ThingLifecycleError(
+        name,
+        "load",
+        `cannot import ${specifier}: ${errorMessage(error)}`,
+        { cause: error },
+      );
+    }
+    const cls = module[exportName] as ThingConstructor | undefined;
+    if (typeof cls !== "function" || !isThing(cls.prototype)) {
+      const found = Object.keys(module).join(", ") || "nothing";
+      throw new ThingLifecycleError(
+        name,
+        "load",
+        `${specifier} exports no Thing class '${exportName}' (it exports ${found})`,
+      );
+    }
+    const options = spec.options ?? {};
+    if (cls.options) {
+      const errors = validator.check(cls.options, options, "");
+      if (errors.length > 0) {
+        const first = errors[0]!;
+        const key = ["things", name, "options", ...first.field.split("/").filter(Boolean)].join(
+          ".",
+        );
+        throw new ConfigError(key, `${first.message} (${describeFieldErrors(errors)})`);
+      }
+    }
+    let thing: Thing;
+    try {
+      thing = new cls(options);
+    } catch (error) {
+      throw new ThingLifecycleError(name, "load", `its constructor threw: ${errorMessage(error)}`, {
+        cause: error,
+      });
+    }
+    entries.push({ name, thing, slots: spec.slots });
+  }
+  return entries;
+}

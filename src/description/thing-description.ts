@@ -1,0 +1,142 @@
+/**
+ * W3C Thing Description 1.1 for an exposed Thing, following the WoT HTTP Basic Profile.
+ * Built from the same declarations as validation and routing, so it cannot drift.
+ */
+import type { TSchema } from "@sinclair/typebox";
+import type { ExposedProperty, ExposedThing } from "../runtime/exposed-thing.js";
+
+export const TD_CONTEXT = "https://www.w3.org/2022/wot/td/v1.1";
+export const HTTP_BASIC_PROFILE = "https://www.w3.org/2022/wot/profile/http-basic/v1";
+/** Vocabulary for `htv:methodName` in forms. */
+const HTTP_VOCABULARY = { htv: "http://www.w3.org/2011/http#" };
+
+export const TD_MEDIA_TYPE = "application/td+json";
+
+export interface Form {
+  href: string;
+  op: string | string[];
+  contentType?: string;
+  "htv:methodName"?: string;
+  subprotocol?: string;
+  [key: string]: unknown;
+}
+
+export interface SecurityScheme {
+  scheme: string;
+  [key: string]: unknown;
+}
+
+export interface ThingDescription {
+  "@context": unknown[];
+  title: string;
+  description?: string;
+  base: string;
+  profile: string[];
+  securityDefinitions: Record<string, SecurityScheme>;
+  security: string[];
+  properties: Record<string, Record<string, unknown>>;
+  actions: Record<string, Record<string, unknown>>;
+  events: Record<string, Record<string, unknown>>;
+  links?: Record<string, unknown>[];
+  forms: Form[];
+  [key: string]: unknown;
+}
+
+export interface DescribeOptions {
+  /** Absolute URL of the Thing, ending in `/`; every href in the TD is relative to it. */
+  base: string;
+  securityDefinitions?: Record<string, SecurityScheme>;
+}
+
+const JSON_TYPE = "application/json";
+const NOSEC = { nosec_sc: { scheme: "nosec" } };
+
+/** TypeBox marks schemas with symbol keys; JSON carries only string keys, so copy those. */
+function dataSchema(schema: TSchema): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
+}
+
+function propertyAffordance(property: ExposedProperty): Record<string, unknown> {
+  const { declaration } = property;
+  const forms: Form[] = [];
+  if (property.readable) {
+    forms.push({
+      href: property.name,
+      op: ["readproperty"],
+      contentType: JSON_TYPE,
+      "htv:methodName": "GET",
+    });
+  }
+  if (property.writable) {
+    forms.push({
+      href: property.name,
+      op: ["writeproperty"],
+      contentType: JSON_TYPE,
+      "htv:methodName": "PUT",
+    });
+  }
+  const affordance: Record<string, unknown> = { ...dataSchema(declaration.schema) };
+  if (declaration.title) affordance.title = declaration.title;
+  if (declaration.description) affordance.description = declaration.description;
+  affordance.readOnly = !property.writable;
+  affordance.writeOnly = !property.readable;
+  affordance.observable = false;
+  affordance.forms = forms;
+  return affordance;
+}
+
+/**
+ * Everything in the TD but `base`, computed once per Thing: serving a TD then costs a
+ * shallow copy.
+ */
+export class ThingDescriptionBuilder {
+  readonly #body: Omit<ThingDescription, "base">;
+
+  constructor(exposed: ExposedThing, securityDefinitions: Record<string, SecurityScheme> = NOSEC) {
+    const properties: Record<string, Record<string, unknown>> = {};
+    for (const property of exposed.properties.values()) {
+      properties[property.name] = propertyAffordance(property);
+    }
+    const writable = [...exposed.properties.values()].some((p) => p.writable);
+    const forms: Form[] = [
+      {
+        href: "properties",
+        op: ["readallproperties"],
+        contentType: JSON_TYPE,
+        "htv:methodName": "GET",
+      },
+    ];
+    if (writable) {
+      forms.push({
+        href: "properties",
+        op: ["writemultipleproperties"],
+        contentType: JSON_TYPE,
+        "htv:methodName": "PUT",
+      });
+    }
+    this.#body = {
+      "@context": [TD_CONTEXT, HTTP_VOCABULARY],
+      title: exposed.title,
+      ...(exposed.description ? { description: exposed.description } : {}),
+      profile: [HTTP_BASIC_PROFILE],
+      securityDefinitions: securityDefinitions,
+      security: Object.keys(securityDefinitions),
+      properties,
+      actions: {},
+      events: {},
+      forms,
+    };
+  }
+
+  describe(base: string): ThingDescription {
+    const { "@context": context, title, description, ...rest } = this.#body;
+    // Key order for readers: context, title, base, then the affordances.
+    return {
+      "@context": context,
+      title,
+      ...(description ? { description } : {}),
+      base,
+      ...rest,
+    } as ThingDescription;
+  }
+}

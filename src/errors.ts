@@ -1,0 +1,93 @@
+/**
+ * The named errors of labthings-ts. Every layer throws these; the HTTP layer maps
+ * them to RFC 9457 Problem Details in one place (`http/problem-details.ts`).
+ */
+
+/** One reason a value was rejected: where in the value, which schema rule, and why. */
+export interface FieldError {
+  /** JSON Pointer into the submitted value, prefixed by the affordance name, e.g. `/position/x`. */
+  field: string;
+  /** The JSON Schema keyword that failed, e.g. `maximum`, `type`, `required`. */
+  rule: string;
+  message: string;
+}
+
+/** Base class: carries the HTTP status and a stable problem type slug. */
+export class LabThingsError extends Error {
+  readonly status: number = 500;
+  readonly problemType: string = "internal-error";
+  override get name(): string {
+    return this.constructor.name;
+  }
+}
+
+/** A submitted value breaks its schema, or a request body cannot be parsed (400). */
+export class InvalidInputError extends LabThingsError {
+  override readonly status = 400;
+  override readonly problemType = "invalid-input";
+  constructor(
+    message: string,
+    readonly errors: FieldError[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** Unknown Thing, affordance, invocation or blob (404). */
+export class NotFoundError extends LabThingsError {
+  override readonly status = 404;
+  override readonly problemType = "not-found";
+}
+
+/** The affordance exists but not for this method, e.g. PUT on a read-only property (405). */
+export class MethodNotAllowedError extends LabThingsError {
+  override readonly status = 405;
+  override readonly problemType = "method-not-allowed";
+  constructor(
+    message: string,
+    readonly allow: readonly string[],
+  ) {
+    super(message);
+  }
+}
+
+/** The request conflicts with the current state, e.g. cancelling a finished action (409). */
+export class ConflictError extends LabThingsError {
+  override readonly status = 409;
+  override readonly problemType = "conflict";
+}
+
+/** The server cannot take the request now, e.g. while shutting down (503). */
+export class UnavailableError extends LabThingsError {
+  override readonly status = 503;
+  override readonly problemType = "unavailable";
+}
+
+/** A Thing class is declared wrongly (thrown when the class is defined or first exposed). */
+export class ThingDefinitionError extends LabThingsError {
+  override readonly problemType = "thing-definition";
+}
+
+/** The configuration is wrong: names the key and the reason. */
+export class ConfigError extends LabThingsError {
+  override readonly problemType = "config";
+  constructor(
+    readonly key: string,
+    readonly reason: string,
+  ) {
+    super(key ? `config ${key}: ${reason}` : `config: ${reason}`);
+  }
+}
+
+/** A Thing could not be loaded, connected or started: names the Thing. */
+export class ThingLifecycleError extends LabThingsError {
+  override readonly problemType = "thing-lifecycle";
+  constructor(
+    readonly thing: string,
+    readonly phase: "load" | "connect" | "start" | "stop",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`Thing '${thing}' failed to ${phase}: ${message}`, options);
+  }
+}

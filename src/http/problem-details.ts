@@ -1,0 +1,118 @@
+/**
+ * RFC 9457 Problem Details: the one place where errors become HTTP responses.
+ * Clients never see a stack trace; the server log always gets the full error.
+ */
+import { STATUS_CODES } from "node:http";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FieldError } from "../errors.js";
+import { InvalidInputError, LabThingsError, MethodNotAllowedError } from "../errors.js";
+
+export const PROBLEM_MEDIA_TYPE = "application/problem+json";
+
+export interface ProblemDetails {
+  /** A URI naming the kind of problem: `tag:labthings-ts,2026:<kind>`, or `about:blank`. */
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  /** For invalid input: each field that was wrong, and the schema rule it broke. */
+  errors?: FieldError[];
+}
+
+export function problemType(kind: string): string {
+  return `tag:labthings-ts,2026:${kind}`;
+}
+
+interface HttpishError {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+}
+
+/** Map any thrown value to Problem Details plus the headers that go with it. */
+export function toProblem(
+  error: unknown,
+  instance: string,
+): { problem: ProblemDetails; headers: Record<string, string> } {
+  const headers: Record<string, string> = {};
+  if (error instanceof LabThingsError && error.status < 500) {
+    const problem: ProblemDetails = {
+      type: problemType(error.problemType),
+      title: STATUS_CODES[error.status] ?? "Error",
+      status: error.status,
+      detail: error.message,
+      instance,
+    };
+    if (error instanceof InvalidInputError && error.errors.length > 0)
+      problem.errors = error.errors;
+    if (error instanceof MethodNotAllowedError) headers.allow = error.allow.join(", ");
+    return { problem, headers };
+  }
+  // Errors Fastify raises for the request itself (body too large, bad JSON, bad media type).
+  const httpish = error as HttpishError;
+  const status = httpish?.statusCode;
+  if (typeof status === "number" && status >= 400 && status < 500) {
+    return {
+      problem: {
+        type: "about:blank",
+        title: STATUS_CODES[status] ?? "Error",
+        status,
+        detail: fastifyDetail(httpish),
+        instance,
+      },
+      headers,
+    };
+  }
+  const unavailable = error instanceof LabThingsError && error.status === 503;
+  return {
+    problem: {
+      type: unavailable ? problemType(error.problemType) : "about:blank",
+      title: STATUS_CODES[unavailable ? 503 : 500]!,
+      status: unavailable ? 503 : 500,
+      detail: unavailable
+        ? error.message
+        : "The server failed to handle this request; the server log has the details.",
+      instance,
+    },
+    headers,
+  };
+}
+
+function fastifyDetail(error: HttpishError): string {
+  switch (error.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return "The request body is larger than this server accepts.";
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return "Unsupported Content-Type: send JSON with 'Content-Type: application/json'.";
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return "The request body is empty; a JSON value was expected.";
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return `The request body is not valid JSON: ${error.message ?? ""}`.trim();
+    default:
+      return error.message ?? "Bad request";
+  }
+}
+
+export function sendProblem(
+  reply: FastifyReply,
+  problem: ProblemDetails,
+  headers: Record<string, string> = {},
+): FastifyReply {
+  return reply
+    .code(problem.status)
+    .headers(headers)
+    .type(PROBLEM_MEDIA_TYPE)
+    .send(JSON.stringify(problem));
+}
+
+/** Fastify error handler: every error leaves as Problem Details; 5xx are logged in full. */
+export function handleError(
+  error: unknown,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  const { problem, headers } = toProblem(error, request.url);
+  if (problem.status >= 500) request.log.error({ err: error, url: request.url }, "request failed");
+  return sendProblem(reply, problem, headers);
+}

@@ -1,0 +1,248 @@
+/**
+ * The server: Things behind the WoT HTTP Basic Profile. Its whole lifecycle is here:
+ *
+ * start: Things constructed and slots connected (ThingRegistry) → Things started in
+ *   dependency order → routes built from their declarations → listen.
+ * close: stop accepting (503 Problem Details on open keep-alive sockets) → stop Things
+ *   in reverse start order, each bounded → close the HTTP server; a hard deadline
+ *   destroys whatever is still open and the report names what hung.
+ */
+import cors from "@fastify/cors";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from "fastify";
+import { type Logger, pino } from "pino";
+import { ThingDescriptionBuilder } from "../description/thing-description.js";
+import { NotFoundError, UnavailableError } from "../errors.js";
+import type { ThingEntry } from "../runtime/thing-registry.js";
+import { settleWithin, ThingRegistry } from "../runtime/thing-registry.js";
+import { registerDocsPages, registerOpenApi } from "./openapi.js";
+import { handleError, sendProblem, toProblem } from "./problem-details.js";
+import type { RouteContext } from "./route-context.js";
+import { registerDescriptionRoutes } from "./routes/descriptions.js";
+import { registerIndexPage } from "./routes/index-page.js";
+import { registerPropertyRoutes } from "./routes/properties.js";
+
+export interface ThingServerOptions {
+  /** Interface to bind; default `127.0.0.1` (loopback only). */
+  host?: string;
+  /** TCP port; `0` picks a free one (see `url` after `start()`). Default 5000. */
+  port?: number;
+  /** Serve everything under this path, e.g. `/microscope` behind a reverse proxy. */
+  apiPrefix?: string;
+  /** CORS: `false` (default, no CORS headers), `true` (any origin), or a list of origins. */
+  cors?: boolean | string[];
+  /** Largest accepted request body in bytes; default 1 MiB. Larger ones get 413. */
+  bodyLimitBytes?: number;
+  /** Hard deadline for `close()`; past it every socket is destroyed. Default 5000 ms. */
+  shutdownTimeoutMs?: number;
+  /** Believe `X-Forwarded-*` headers (behind a reverse proxy), so TDs carry the public URL. */
+  trustProxy?: boolean;
+  logger?: Logger;
+}
+
+export interface ShutdownReport {
+  /** Milliseconds from `close()` to the end of the sequence. */
+  durationMs: number;
+  /** Things whose `stop()` did not finish in time. */
+  hungThings: string[];
+  /** Things whose `stop()` threw. */
+  failedThings: string[];
+  /** The deadline passed and open sockets were destroyed. */
+  forced: boolean;
+}
+
+export const DEFAULTS = {
+  host: "127.0.0.1",
+  port: 5000,
+  bodyLimitBytes: 1024 * 1024,
+  shutdownTimeoutMs: 5000,
+} as const;
+
+export class ThingServer {
+  readonly registry: ThingRegistry;
+  readonly logger: Logger;
+  readonly #options: ThingServerOptions;
+  readonly #prefix: string;
+  #app: FastifyInstance | undefined;
+  #url: string | undefined;
+  #closing: Promise<ShutdownReport> | undefined;
+
+  constructor(entries: readonly ThingEntry[], options: ThingServerOptions = {}) {
+    this.#options = options;
+    this.logger = options.logger ?? pino({ level: "silent" });
+    this.#prefix = normalisePrefix(options.apiPrefix);
+    this.registry = new ThingRegistry(entries, this.logger);
+  }
+
+  /** The Fastify instance (after `start()`), for tests and for adding routes. */
+  get app(): FastifyInstance {
+    if (!this.#app) throw new Error("the server has not been started");
+    return this.#app;
+  }
+
+  /** Base URL the server listens on, e.g. `http://127.0.0.1:5000` (after `start()`). */
+  get url(): string {
+    if (!this.#url) throw new Error("the server has not been started");
+    return this.#url + this.#prefix;
+  }
+
+  /** Start every Thing, then listen. Resolves with the URL. */
+  async start(): Promise<string> {
+    const timeoutMs = this.#options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs;
+    await this.registry.startAll(timeoutMs);
+    try {
+      this.#app = await this.#buildApp();
+      const host = this.#options.host ?? DEFAULTS.host;
+      await this.#app.listen({ host, port: this.#options.port ?? DEFAULTS.port });
+      const address = this.#app.server.address();
+      const port = typeof address === "object" && address ? address.port : this.#options.port;
+      this.#url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+      return this.url;
+    } catch (error) {
+      await this.registry.stopAll(timeoutMs);
+      await this.#app?.close();
+      throw error;
+    }
+  }
+
+  /** Run the shutdown sequence once; later calls get the same report. Never exits the process. */
+  close(): Promise<ShutdownReport> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<ShutdownReport> {
+    const started = performance.now();
+    const deadline = started + (this.#options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs);
+    const remaining = () => Math.max(0, deadline - performance.now());
+    const report: ShutdownReport = {
+      durationMs: 0,
+      hungThings: [],
+      failedThings: [],
+      forced: false,
+    };
+
+    // 1. Stop accepting: the listener closes now; idle keep-alive sockets are closed.
+    const httpClosed = this.#app ? this.#app.close() : Promise.resolve();
+    // 2. Stop every Thing in reverse start order, each bounded by what is left.
+    const stopped = await this.registry.stopAll(Math.max(1, remaining()));
+    report.hungThings = stopped.hung;
+    report.failedThings = stopped.failed;
+    // 3. Wait for in-flight requests, but never past the deadline.
+    const outcome = await settleWithin(httpClosed, remaining());
+    if (outcome.kind === "timeout") {
+      report.forced = true;
+      this.#app?.server.closeAllConnections();
+      this.logger.error("shutdown deadline passed: open connections destroyed");
+    }
+    report.durationMs = performance.now() - started;
+    return report;
+  }
+
+  async #buildApp(): Promise<FastifyInstance> {
+    const app = Fastify({
+      loggerInstance: this.logger as FastifyBaseLogger,
+      logController: new QuietRequestLog(),
+      bodyLimit: this.#options.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes,
+      trustProxy: this.#options.trustProxy ?? false,
+      // Our own onRequest hook answers 503 with Problem Details instead.
+      return503OnClosing: false,
+      forceCloseConnections: "idle",
+      routerOptions: { ignoreTrailingSlash: true },
+    });
+    // Validation happens in the runtime (ExposedThing), one place for every transport;
+    // route schemas are there for the OpenAPI document.
+    app.setValidatorCompiler(() => (value) => ({ value }));
+    app.setSerializerCompiler(() => (value) => JSON.stringify(value));
+    app.setErrorHandler(handleError);
+    app.setNotFoundHandler((request, reply) => {
+      const { problem, headers } = toProblem(this.#notFound(request.url), request.url);
+      return sendProblem(reply, problem, headers);
+    });
+    app.addHook("onRequest", async (request, reply) => {
+      if (!this.#closing) return;
+      reply.header("connection", "close");
+      const { problem } = toProblem(
+        new UnavailableError("the server is shutting down"),
+        request.url,
+      );
+      return sendProblem(reply, problem);
+    });
+
+    const cors = this.#options.cors ?? false;
+    if (cors) await app.register(corsPlugin, { origin: cors === true ? true : cors });
+
+    await registerOpenApi(app, "labthings-ts");
+    const descriptions = new Map(
+      [...this.registry.values()].map((exposed) => [
+        exposed.name,
+        new ThingDescriptionBuilder(exposed),
+      ]),
+    );
+    const context: RouteContext = { registry: this.registry, descriptions, prefix: this.#prefix };
+    await app.register(
+      async (api) => {
+        registerIndexPage(api, context);
+        registerDescriptionRoutes(api, context);
+        registerPropertyRoutes(api, context);
+        await registerDocsPages(api);
+      },
+      { prefix: this.#prefix },
+    );
+    await app.ready();
+    return app;
+  }
+
+  /** A 404 that says what was not found: the Thing, or the affordance of a Thing. */
+  #notFound(url: string): NotFoundError {
+    const path = url.split("?")[0]!;
+    const rest = path.startsWith(this.#prefix) ? path.slice(this.#prefix.length) : path;
+    const [thing, affordance] = rest.split("/").filter(Boolean).map(decodeSegment);
+    if (thing && this.registry.has(thing) && affordance) {
+      return new NotFoundError(`Thing '${thing}' has no affordance '${affordance}'`);
+    }
+    if (thing && !this.registry.has(thing)) {
+      return new NotFoundError(
+        `no Thing named '${thing}' (Things: ${this.registry.names.join(", ")})`,
+      );
+    }
+    return new NotFoundError(`nothing at ${path}`);
+  }
+}
+
+const corsPlugin = cors;
+
+/** One debug line per request instead of Fastify's two info lines: a lab server is quiet. */
+class QuietRequestLog extends LogController {
+  override incomingRequest(): void {}
+  override requestCompleted(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+    request.log.debug(
+      {
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        ms: reply.elapsedTime,
+        err: error ?? undefined,
+      },
+      "request",
+    );
+  }
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+function normalisePrefix(prefix: string | undefined): string {
+  if (!prefix || prefix === "/") return "";
+  return `/${prefix.replace(/^\/+|\/+$/g, "")}`;
+}

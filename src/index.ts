@@ -1,0 +1,45 @@
+/**
+ * labthings-ts: declare laboratory instruments as W3C Web of Things "Things" and
+ * serve them over HTTP.
+ *
+ * @example
+ * ```ts
+ * import { Thing, property, Type, ThingServer } from "labthings-ts";
+ *
+ * class Lamp extends Thing {
+ *   @property({ schema: Type.Number({ minimum: 0, maximum: 1 }) })
+ *   accessor brightness = 0.5;
+ * }
+ * const server = new ThingServer([{ name: "lamp", thing: new Lamp() }], { port: 0 });
+ * console.log(await server.start()); // http://127.0.0.1:PORT — TD at /lamp/
+ * ```
+ */
+export { type Static, type TSchema, Type } from "@sinclair/typebox";
+export type { ThingDescription } from "./description/thing-description.js";
+export {
+  ConfigError,
+  ConflictError,
+  type FieldError,
+  InvalidInputError,
+  LabThingsError,
+  MethodNotAllowedError,
+  NotFoundError,
+  ThingDefinitionError,
+  ThingLifecycleError,
+  UnavailableError,
+} from "./errors.js";
+export type { ShutdownReport, ThingServerOptions } from "./http/thing-server.js";
+export { ThingServer } from "./http/thing-server.js";
+export type { ThingClass } from "./model/declarations.js";
+export { affordancesOf } from "./model/declarations.js";
+export type { ThingLogger } from "./model/logger.js";
+export { type PropertyOptions, property } from "./model/property.js";
+export { type SlotOptions, thingSlot } from "./model/slot.js";
+export {
+  observeProperties,
+  type PropertyChangeListener,
+  Thing,
+  type ThingHost,
+} from "./model/thing.js";
+export { ExposedThing } from "./runtime/exposed-thing.js";
+export type { ThingEntry } from "./runtime/thing-registry.js";

@@ -1,0 +1,114 @@
+/**
+ * What the decorators record about a Thing class. The records live on the class's
+ * decorator metadata (TC39 `Symbol.metadata`), so the TD, the HTTP routes and the
+ * validators can be built from the class alone, before any instance exists.
+ */
+import type { TSchema } from "@sinclair/typebox";
+import { ThingDefinitionError } from "../errors.js";
+
+// Node 20 has no Symbol.metadata; TypeScript's and esbuild's decorator helpers both
+// pick this one up (esbuild falls back to the same registered symbol).
+(Symbol as { metadata: symbol }).metadata ??= Symbol.for("Symbol.metadata");
+
+// Registered symbols, so two copies of this package (say, built and source) agree.
+const AFFORDANCES = Symbol.for("labthings-ts.affordances");
+const SLOTS = Symbol.for("labthings-ts.slots");
+
+export interface PropertyDeclaration {
+  readonly kind: "property";
+  /** Name on the wire: the URL segment and the TD key. */
+  readonly name: string;
+  /** The class member that holds the value. */
+  readonly member: string;
+  readonly schema: TSchema;
+  readonly title?: string;
+  readonly description?: string;
+  readonly readOnly: boolean;
+  readonly writeOnly: boolean;
+  readonly observable: boolean;
+  /** Declared on a getter (computed) rather than an `accessor` field (stored). */
+  readonly computed: boolean;
+}
+
+/** The kinds of affordance a Thing can declare; grows as actions, events and streams land. */
+export type AffordanceDeclaration = PropertyDeclaration;
+
+/** A class of Thing, abstract ones included (slots may name a base class). */
+// biome-ignore lint/suspicious/noExplicitAny: constructors of any signature
+export type ThingClass<T = object> = abstract new (...args: any[]) => T;
+
+export interface SlotDeclaration {
+  readonly name: string;
+  readonly member: string;
+  readonly target: ThingClass;
+  readonly optional: boolean;
+}
+
+/**
+ * Names that are routes of their own under `/{thing}/` and so cannot be affordances.
+ * `ws` is the websocket endpoint; the others are the Profile's "all" operations.
+ */
+export const RESERVED_NAMES: ReadonlySet<string> = new Set([
+  "properties",
+  "actions",
+  "events",
+  "ws",
+]);
+
+/** URL-safe and a valid JS identifier-ish name: what appears in paths and the TD. */
+export const AFFORDANCE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+type Metadata = Record<PropertyKey, unknown>;
+
+/** The map for this class, copying what the parent class declared (metadata inherits). */
+function ownMap<V>(metadata: Metadata, key: symbol): Map<string, V> {
+  if (Object.hasOwn(metadata, key)) return metadata[key] as Map<string, V>;
+  const inherited = metadata[key] as Map<string, V> | undefined;
+  const map = new Map<string, V>(inherited ?? []);
+  metadata[key] = map;
+  return map;
+}
+
+export function checkAffordanceName(name: string): void {
+  if (!AFFORDANCE_NAME.test(name)) {
+    throw new ThingDefinitionError(
+      `'${name}' is not a valid affordance name: use letters, digits, '_' or '-', starting with a letter or '_'`,
+    );
+  }
+  if (RESERVED_NAMES.has(name)) {
+    throw new ThingDefinitionError(
+      `'${name}' is reserved (it is a route of every Thing): choose another affordance name`,
+    );
+  }
+}
+
+/** Record an affordance; a second affordance of the same name is a definition error. */
+export function declareAffordance(metadata: Metadata, declaration: AffordanceDeclaration): void {
+  checkAffordanceName(declaration.name);
+  const map = ownMap<AffordanceDeclaration>(metadata, AFFORDANCES);
+  const existing = map.get(declaration.name);
+  // A subclass re-declaring the same member overrides it; anything else is a clash.
+  if (existing && existing.member !== declaration.member) {
+    throw new ThingDefinitionError(
+      `affordance name '${declaration.name}' is declared twice (members '${existing.member}' and '${declaration.member}'): names must be unique within a Thing`,
+    );
+  }
+  map.set(declaration.name, declaration);
+}
+
+export function declareSlot(metadata: Metadata, declaration: SlotDeclaration): void {
+  ownMap<SlotDeclaration>(metadata, SLOTS).set(declaration.name, declaration);
+}
+
+function metadataOf(cls: ThingClass): Metadata | undefined {
+  return (cls as unknown as Record<symbol, Metadata | undefined>)[Symbol.metadata];
+}
+
+/** Every affordance a Thing class declares, its parents' included, in declaration order. */
+export function affordancesOf(cls: ThingClass): ReadonlyMap<string, AffordanceDeclaration> {
+  return (metadataOf(cls)?.[AFFORDANCES] as Map<string, AffordanceDeclaration>) ?? new Map();
+}
+
+export function slotsOf(cls: ThingClass): ReadonlyMap<string, SlotDeclaration> {
+  return (metadataOf(cls)?.[SLOTS] as Map<string, SlotDeclaration>) ?? new Map();
+}

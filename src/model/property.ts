@@ -1,0 +1,91 @@
+import type { Static, TSchema } from "@sinclair/typebox";
+import { ThingDefinitionError } from "../errors.js";
+import { declareAffordance } from "./declarations.js";
+import type { Thing } from "./thing.js";
+import { emitPropertyChange } from "./thing.js";
+
+export interface PropertyOptions<S extends TSchema> {
+  /** JSON Schema of the value (build it with `Type`); it types the member too. */
+  schema: S;
+  /** Wire name (URL segment, TD key); defaults to the member name. */
+  name?: string;
+  title?: string;
+  description?: string;
+  /** Clients may read but not write it. Writes from the Thing's own code still work. */
+  readOnly?: boolean;
+  /** Clients may write but not read it (e.g. a password). */
+  writeOnly?: boolean;
+  /** Whether clients may observe changes (TD `observable`); default true. */
+  observable?: boolean;
+}
+
+/** The decorator `@property` returns: for an `accessor` field or for a getter. */
+export interface PropertyDecorator<V> {
+  <This extends Thing>(
+    target: ClassAccessorDecoratorTarget<This, V>,
+    context: ClassAccessorDecoratorContext<This, V>,
+  ): ClassAccessorDecoratorResult<This, V>;
+  <This extends Thing>(
+    target: (this: This) => V,
+    context: ClassGetterDecoratorContext<This, V>,
+  ): void;
+}
+
+/**
+ * Declare a property. On an `accessor` field the value is stored and every assignment
+ * notifies observers; on a getter it is computed (writable when a setter exists).
+ * The schema types the member: a field whose type does not match is a compile error.
+ *
+ * @example
+ * ```ts
+ * @property({ schema: Type.Number({ minimum: 1, maximum: 16 }), title: "Analogue gain" })
+ * accessor gain = 1;
+ *
+ * @property({ schema: Type.Number(), readOnly: true })
+ * get temperature() { return this.sensor.read(); }
+ * ```
+ */
+export function property<S extends TSchema>(
+  options: PropertyOptions<S>,
+): PropertyDecorator<Static<S>> {
+  if (options.readOnly && options.writeOnly) {
+    throw new ThingDefinitionError("a property cannot be both readOnly and writeOnly");
+  }
+  return ((
+    target: unknown,
+    context: ClassAccessorDecoratorContext | ClassGetterDecoratorContext,
+  ) => {
+    if (context.static || typeof context.name !== "string") {
+      throw new ThingDefinitionError("@property goes on a named instance accessor or getter");
+    }
+    const member = context.name;
+    const name = options.name ?? member;
+    declareAffordance(context.metadata as Record<PropertyKey, unknown>, {
+      kind: "property",
+      name,
+      member,
+      schema: options.schema,
+      title: options.title,
+      description: options.description ?? options.schema.description,
+      readOnly: options.readOnly ?? false,
+      writeOnly: options.writeOnly ?? false,
+      observable: options.observable ?? true,
+      computed: context.kind === "getter",
+    });
+    if (context.kind === "getter") return;
+    const field = target as ClassAccessorDecoratorTarget<Thing, unknown>;
+    return {
+      get(this: Thing) {
+        return field.get.call(this);
+      },
+      set(this: Thing, value: unknown) {
+        const previous = field.get.call(this);
+        field.set.call(this, value);
+        // Objects always notify (they may have been rebuilt); equal primitives do not.
+        if (typeof value === "object" || !Object.is(previous, value)) {
+          emitPropertyChange(this, name, value);
+        }
+      },
+    } satisfies ClassAccessorDecoratorResult<Thing, unknown>;
+  }) as PropertyDecorator<Static<S>>;
+}

@@ -1,0 +1,94 @@
+import type { ThingLogger } from "./logger.js";
+import { silentLogger } from "./logger.js";
+
+/** Called with the property's wire name and its new value. */
+export type PropertyChangeListener = (name: string, value: unknown) => void;
+
+/**
+ * What a running server gives a Thing: its name and a logger. This small seam is all
+ * a Thing knows of the server, so a Thing works (and is unit-tested) without one.
+ */
+export interface ThingHost {
+  readonly name: string;
+  readonly logger: ThingLogger;
+}
+
+const BRAND = Symbol.for("labthings-ts.Thing");
+const HOST = Symbol.for("labthings-ts.host");
+const LISTENERS = Symbol.for("labthings-ts.listeners");
+
+/**
+ * Base class of every Thing. Declare affordances with the decorators
+ * (`@property`, …) and open or release hardware in `start()` / `stop()`.
+ *
+ * @example
+ * ```ts
+ * class Thermometer extends Thing {
+ *   static override title = "Thermometer";
+ *   @property({ schema: Type.Number({ unit: "°C" }), readOnly: true })
+ *   accessor temperature = 21.5;
+ * }
+ * ```
+ */
+export abstract class Thing {
+  /** Human-readable title for the TD; defaults to the class name. */
+  static title?: string;
+  /** Longer description for the TD. */
+  static description?: string;
+
+  declare readonly [BRAND]: true;
+  private [HOST]: ThingHost | undefined;
+  private readonly [LISTENERS] = new Set<PropertyChangeListener>();
+
+  /** The name the server gave this Thing (its URL segment); the class name when detached. */
+  get name(): string {
+    return this[HOST]?.name ?? this.constructor.name;
+  }
+
+  /** A logger bound to this Thing's name; silent until the Thing is served. */
+  get logger(): ThingLogger {
+    return this[HOST]?.logger ?? silentLogger;
+  }
+
+  /** Open hardware, start capture loops. Runs after slots are connected and before listening. */
+  async start(): Promise<void> {}
+
+  /** Release hardware. Always runs at shutdown, in reverse start order, bounded in time. */
+  async stop(): Promise<void> {}
+
+  /**
+   * Tell observers that a property changed. Stored (`accessor`) properties do this on
+   * every assignment; call it for computed properties whose value changed by itself.
+   */
+  protected notifyPropertyChanged(name: string, value: unknown): void {
+    for (const listener of this[LISTENERS]) listener(name, value);
+  }
+}
+Object.defineProperty(Thing.prototype, BRAND, { value: true });
+
+/** True for instances of any copy of `Thing` (source and built copies may coexist). */
+export function isThing(value: unknown): value is Thing {
+  return typeof value === "object" && value !== null && (value as Thing)[BRAND] === true;
+}
+
+/** Connect a Thing to its server (the server's side of the seam). */
+export function attachHost(thing: Thing, host: ThingHost): void {
+  (thing as unknown as Record<symbol, ThingHost>)[HOST] = host;
+}
+
+/**
+ * Listen to every property change of a Thing. Returns the function that stops listening.
+ * Works without a server, so unit tests can observe a Thing directly.
+ */
+export function observeProperties(thing: Thing, listener: PropertyChangeListener): () => void {
+  const listeners = (thing as unknown as Record<symbol, Set<PropertyChangeListener>>)[LISTENERS]!;
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+/** Notify observers from outside the Thing (used by decorators and the runtime). */
+export function emitPropertyChange(thing: Thing, name: string, value: unknown): void {
+  (
+    thing as unknown as { notifyPropertyChanged(n: string, v: unknown): void }
+  ).notifyPropertyChanged(name, value);
+}

@@ -1,0 +1,159 @@
+import type { FieldError } from "../errors.js";
+import { InvalidInputError, MethodNotAllowedError, NotFoundError } from "../errors.js";
+import type { PropertyDeclaration, ThingClass } from "../model/declarations.js";
+import { affordancesOf } from "../model/declarations.js";
+import type { Thing } from "../model/thing.js";
+import { emitPropertyChange } from "../model/thing.js";
+import type { SchemaValidator } from "./schema-validator.js";
+import { describeFieldErrors } from "./schema-validator.js";
+
+/** A property as clients see it: its declaration plus what they may do with it. */
+export interface ExposedProperty {
+  readonly name: string;
+  readonly declaration: PropertyDeclaration;
+  readonly readable: boolean;
+  readonly writable: boolean;
+}
+
+/**
+ * A Thing as the network sees it: its affordances by wire name, and the operations of
+ * the WoT Profile on them, each validated. Transport-independent: HTTP, websockets and
+ * tests all go through here.
+ */
+export class ExposedThing {
+  readonly properties: ReadonlyMap<string, ExposedProperty>;
+
+  constructor(
+    readonly name: string,
+    readonly thing: Thing,
+    private readonly validator: SchemaValidator,
+  ) {
+    const properties = new Map<string, ExposedProperty>();
+    for (const declaration of affordancesOf(thing.constructor as ThingClass).values()) {
+      if (declaration.kind !== "property") continue;
+      validator.prepare(declaration.schema);
+      const settable = !declaration.computed || hasSetter(thing, declaration.member);
+      properties.set(declaration.name, {
+        name: declaration.name,
+        declaration,
+        readable: !declaration.writeOnly,
+        writable: !declaration.readOnly && settable,
+      });
+    }
+    this.properties = properties;
+  }
+
+  get title(): string {
+    const cls = this.thing.constructor as { title?: string };
+    return cls.title ?? this.thing.constructor.name;
+  }
+
+  get description(): string | undefined {
+    return (this.thing.constructor as { description?: string }).description;
+  }
+
+  property(name: string): ExposedProperty {
+    const property = this.properties.get(name);
+    if (!property) throw new NotFoundError(`Thing '${this.name}' has no property '${name}'`);
+    return property;
+  }
+
+  /** readproperty */
+  readProperty(name: string): unknown {
+    const property = this.property(name);
+    if (!property.readable) {
+      throw new MethodNotAllowedError(`property '${name}' of '${this.name}' is write-only`, [
+        "PUT",
+      ]);
+    }
+    return this.#get(property);
+  }
+
+  /** writeproperty: validated first; on any error nothing changes. */
+  writeProperty(name: string, value: unknown): void {
+    const property = this.property(name);
+    if (!property.writable) {
+      throw new MethodNotAllowedError(`property '${name}' of '${this.name}' is read-only`, ["GET"]);
+    }
+    const errors = this.validator.check(property.declaration.schema, value, name);
+    if (errors.length > 0) throw invalidValue(this.name, errors);
+    this.#set(property, value);
+  }
+
+  /** readallproperties: every readable property in one object. */
+  readAllProperties(): Record<string, unknown> {
+    const values: Record<string, unknown> = {};
+    for (const property of this.properties.values()) {
+      if (property.readable) values[property.name] = this.#get(property);
+    }
+    return values;
+  }
+
+  /** writemultipleproperties: all-or-nothing. Every value is checked before any is set. */
+  writeMultipleProperties(values: unknown): void {
+    if (typeof values !== "object" || values === null || Array.isArray(values)) {
+      throw new InvalidInputError("expected a JSON object of property names and values", [
+        { field: "/", rule: "type", message: "must be object" },
+      ]);
+    }
+    const errors: FieldError[] = [];
+    const updates: [ExposedProperty, unknown][] = [];
+    for (const [name, value] of Object.entries(values)) {
+      const property = this.properties.get(name);
+      if (!property) {
+        errors.push({
+          field: `/${name}`,
+          rule: "unknownProperty",
+          message: "is not a property of this Thing",
+        });
+      } else if (!property.writable) {
+        errors.push({ field: `/${name}`, rule: "readOnly", message: "is read-only" });
+      } else {
+        errors.push(...this.validator.check(property.declaration.schema, value, name));
+        updates.push([property, value]);
+      }
+    }
+    if (errors.length > 0) throw invalidValue(this.name, errors);
+    // A computed setter may still throw: put back what was already set, then rethrow.
+    const applied: [ExposedProperty, unknown][] = [];
+    try {
+      for (const [property, value] of updates) {
+        const previous = property.readable ? this.#get(property) : undefined;
+        this.#set(property, value);
+        applied.push([property, previous]);
+      }
+    } catch (error) {
+      for (const [property, previous] of applied.reverse()) {
+        if (property.readable) this.#set(property, previous);
+      }
+      throw error;
+    }
+  }
+
+  #get(property: ExposedProperty): unknown {
+    return (this.thing as unknown as Record<string, unknown>)[property.declaration.member];
+  }
+
+  #set(property: ExposedProperty, value: unknown): void {
+    (this.thing as unknown as Record<string, unknown>)[property.declaration.member] = value;
+    // Stored properties notify from their accessor; a computed one is announced here.
+    if (property.declaration.computed && property.readable) {
+      emitPropertyChange(this.thing, property.name, this.#get(property));
+    }
+  }
+}
+
+function invalidValue(thing: string, errors: FieldError[]): InvalidInputError {
+  return new InvalidInputError(
+    `invalid value for Thing '${thing}': ${describeFieldErrors(errors)}`,
+    errors,
+  );
+}
+
+function hasSetter(thing: Thing, member: string): boolean {
+  for (let proto = Object.getPrototypeOf(thing); proto; proto = Object.getPrototypeOf(proto)) {
+    const descriptor = Object.getOwnPropertyDescriptor(proto, member);
+    if (descriptor) return typeof descriptor.set === "function";
+  }
+  return false;
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Servers and child processes per file: keep files apart, two at a time on two cores.
+    pool: "forks",
+    maxWorkers: 2,
+  },
+});
