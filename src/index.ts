@@ -28,11 +28,23 @@ export {
   ThingLifecycleError,
   UnavailableError,
 } from "./errors.js";
+export type { EndAllReport, LongLivedResponse } from "./http/long-lived-registry.js";
+export { LongLivedRegistry } from "./http/long-lived-registry.js";
 export type { ShutdownReport, ThingServerOptions } from "./http/thing-server.js";
 export { ThingServer } from "./http/thing-server.js";
 export type { ThingClass } from "./model/declarations.js";
 export { affordancesOf } from "./model/declarations.js";
 export type { ThingLogger } from "./model/logger.js";
+export {
+  type Frame,
+  isJpeg,
+  MjpegStream,
+  type MjpegStreamOptions,
+  mjpegStream,
+  type StreamClientStats,
+  type StreamDeclarationOptions,
+  type StreamStats,
+} from "./model/mjpeg-stream.js";
 export { type PropertyOptions, property } from "./model/property.js";
 export { type SlotOptions, thingSlot } from "./model/slot.js";
 export {

@@ -1,4 +1,13 @@
-import { property, type Static, Thing, Type, thingSlot } from "../../src/index.js";
+import {
+  MjpegStream,
+  mjpegStream,
+  property,
+  type Static,
+  Thing,
+  Type,
+  thingSlot,
+} from "../../src/index.js";
+import { Specimen } from "./specimen.js";
 import { SimulatedStage } from "./stage.js";
 
 export const Resolution = Type.Object(
@@ -15,14 +24,26 @@ export const CameraOptions = Type.Object(
     width: Type.Optional(Type.Integer({ minimum: 64, maximum: 3280 })),
     height: Type.Optional(Type.Integer({ minimum: 48, maximum: 2464 })),
     fps: Type.Optional(Type.Number({ minimum: 1, maximum: 60 })),
+    /** Stage z (steps) at which the specimen is in focus. */
+    focusZ: Type.Optional(Type.Integer()),
+    /** Stage steps of defocus per pixel of blur (depth of field). */
+    stepsPerBlurPixel: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    /** Stage steps per specimen pixel in x and y. */
+    stepsPerPixel: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   },
   { additionalProperties: false },
 );
 export type CameraOptions = Static<typeof CameraOptions>;
 
+/** Frames per second while nobody watches: keeps the snapshot fresh at little cost. */
+const IDLE_FPS = 1;
+const PREVIEW_SCALE = 0.5;
+const MAX_BLUR_SIGMA = 25;
+
 /**
- * A microscope camera, simulated. It looks at the stage (through its slot) so the view
- * can follow x/y and blur with z once streaming lands.
+ * A microscope camera, simulated. It looks at a synthetic specimen on the stage (through
+ * its slot): the view follows the stage's x and y and blurs with distance from a focal
+ * plane in z, so autofocus has something real to find.
  */
 export class SimulatedCamera extends Thing {
   static override title = "Simulated camera";
@@ -32,10 +53,103 @@ export class SimulatedCamera extends Thing {
 
   @thingSlot(SimulatedStage) accessor stage!: SimulatedStage;
 
+  @mjpegStream({ title: "Live view", description: "Full-resolution live view." })
+  readonly stream = new MjpegStream();
+
+  @mjpegStream({
+    title: "Preview",
+    description: "Half-resolution live view, for small screens and slow links.",
+  })
+  readonly preview = new MjpegStream();
+
+  readonly #focusZ: number;
+  readonly #stepsPerBlurPixel: number;
+  readonly #stepsPerPixel: number;
+  #specimen: Promise<Specimen> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #capturing: Promise<void> | undefined;
+  #running = false;
+
   constructor(options: CameraOptions = {}) {
     super();
     this.resolution = { width: options.width ?? 640, height: options.height ?? 480 };
     this.frameRate = options.fps ?? 15;
+    this.#focusZ = options.focusZ ?? 1000;
+    this.#stepsPerBlurPixel = options.stepsPerBlurPixel ?? 150;
+    this.#stepsPerPixel = options.stepsPerPixel ?? 10;
+  }
+
+  /** Start capturing. The specimen is drawn in the background, so start-up stays fast. */
+  override async start(): Promise<void> {
+    const specimen = Specimen.create();
+    this.#specimen = specimen;
+    specimen.catch((error: unknown) =>
+      this.logger.error({ err: error }, "cannot draw the specimen"),
+    );
+    this.#running = true;
+    this.#schedule(0);
+  }
+
+  /** Stop the capture loop and wait for the frame being encoded. */
+  override async stop(): Promise<void> {
+    this.#running = false;
+    clearTimeout(this.#timer);
+    await this.#capturing;
+  }
+
+  /** Blur, in pixels, of the view at stage height `z`. */
+  blurAt(z: number): number {
+    return Math.min(MAX_BLUR_SIGMA, Math.abs(z - this.#focusZ) / this.#stepsPerBlurPixel);
+  }
+
+  #schedule(delayMs: number): void {
+    if (!this.#running) return;
+    this.#timer = setTimeout(() => {
+      const started = performance.now();
+      this.#capturing = this.#capture().finally(() => {
+        const watched = this.stream.watched || this.preview.watched;
+        const interval = 1000 / (watched ? this.frameRate : Math.min(IDLE_FPS, this.frameRate));
+        // Fixed rate, not fixed gap; a late frame is not made up for (no backlog).
+        this.#schedule(Math.max(0, interval - (performance.now() - started)));
+      });
+    }, delayMs);
+  }
+
+  async #capture(): Promise<void> {
+    // A specimen that failed to draw was logged in start(); there is just nothing to show.
+    const specimen = await this.#specimen?.catch(() => undefined);
+    if (!specimen || !this.#running) return;
+    const timestamp = performance.timeOrigin + performance.now();
+    const { x, y, z } = this.stage.position;
+    const brightness = (this.exposureTime / 10_000) * this.analogGain;
+    const view = {
+      centreX: specimen.size / 2 + x / this.#stepsPerPixel,
+      centreY: specimen.size / 2 + y / this.#stepsPerPixel,
+      width: this.resolution.width,
+      height: this.resolution.height,
+      blurSigma: this.blurAt(z),
+      gains: [
+        brightness * (this.colourGains.red / 1.6),
+        brightness,
+        brightness * (this.colourGains.blue / 1.4),
+      ] as [number, number, number],
+    };
+    try {
+      const jpeg = await specimen.render(view);
+      this.stream.pushFrame(jpeg, { timestamp });
+      if (this.preview.watched) {
+        const preview = await specimen.render({
+          ...view,
+          width: Math.round((view.width * PREVIEW_SCALE) / 2) * 2,
+          height: Math.round((view.height * PREVIEW_SCALE) / 2) * 2,
+          centreX: view.centreX,
+          blurSigma: view.blurSigma,
+        });
+        this.preview.pushFrame(preview, { timestamp });
+      }
+    } catch (error) {
+      this.logger.error({ err: error }, "frame capture failed");
+    }
   }
 
   @property({

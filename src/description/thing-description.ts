@@ -114,6 +114,11 @@ export class ThingDescriptionBuilder {
         "htv:methodName": "PUT",
       });
     }
+    // Streams are links, not properties: a client reading every property must never hang.
+    const links = [...exposed.streams.values()].flatMap(({ name }) => [
+      { href: name, rel: "alternate", type: "multipart/x-mixed-replace" },
+      { href: `${name}/snapshot`, rel: "alternate", type: "image/jpeg" },
+    ]);
     this.#body = {
       "@context": [TD_CONTEXT, HTTP_VOCABULARY],
       title: exposed.title,
@@ -124,6 +129,7 @@ export class ThingDescriptionBuilder {
       properties,
       actions: {},
       events: {},
+      ...(links.length > 0 ? { links } : {}),
       forms,
     };
   }

@@ -3,9 +3,10 @@
  *
  * start: Things constructed and slots connected (ThingRegistry) → Things started in
  *   dependency order → routes built from their declarations → listen.
- * close: stop accepting (503 Problem Details on open keep-alive sockets) → stop Things
- *   in reverse start order, each bounded → close the HTTP server; a hard deadline
- *   destroys whatever is still open and the report names what hung.
+ * close: stop accepting (503 Problem Details on open keep-alive sockets) → end every
+ *   long-lived response (MJPEG closing delimiter) → stop Things in reverse start order,
+ *   each bounded → close the HTTP server; a hard deadline destroys whatever is still
+ *   open and the report names what hung.
  */
 import cors from "@fastify/cors";
 import Fastify, {
@@ -20,12 +21,14 @@ import { ThingDescriptionBuilder } from "../description/thing-description.js";
 import { NotFoundError, UnavailableError } from "../errors.js";
 import type { ThingEntry } from "../runtime/thing-registry.js";
 import { settleWithin, ThingRegistry } from "../runtime/thing-registry.js";
+import { LongLivedRegistry } from "./long-lived-registry.js";
 import { registerDocsPages, registerOpenApi } from "./openapi.js";
 import { handleError, sendProblem, toProblem } from "./problem-details.js";
 import type { RouteContext } from "./route-context.js";
 import { registerDescriptionRoutes } from "./routes/descriptions.js";
 import { registerIndexPage } from "./routes/index-page.js";
 import { registerPropertyRoutes } from "./routes/properties.js";
+import { registerStreamRoutes } from "./routes/streams.js";
 
 export interface ThingServerOptions {
   /** Interface to bind; default `127.0.0.1` (loopback only). */
@@ -52,9 +55,16 @@ export interface ShutdownReport {
   hungThings: string[];
   /** Things whose `stop()` threw. */
   failedThings: string[];
+  /** Long-lived responses (streams) open when shutdown began, all ended by the server. */
+  responsesEnded: number;
+  /** Labels of long-lived responses that did not close in time and were cut. */
+  responsesDestroyed: string[];
   /** The deadline passed and open sockets were destroyed. */
   forced: boolean;
 }
+
+/** How long ended streams get to close their sockets before they are cut. */
+const STREAM_END_GRACE_MS = 1000;
 
 export const DEFAULTS = {
   host: "127.0.0.1",
@@ -65,6 +75,8 @@ export const DEFAULTS = {
 
 export class ThingServer {
   readonly registry: ThingRegistry;
+  /** Every open stream (and later SSE, websocket, long poll): shutdown ends them first. */
+  readonly longLived = new LongLivedRegistry();
   readonly logger: Logger;
   readonly #options: ThingServerOptions;
   readonly #prefix: string;
@@ -124,21 +136,42 @@ export class ThingServer {
       durationMs: 0,
       hungThings: [],
       failedThings: [],
+      responsesEnded: 0,
+      responsesDestroyed: [],
       forced: false,
     };
 
-    // 1. Stop accepting: the listener closes now; idle keep-alive sockets are closed.
+    // 1. Stop accepting: the listener closes now, idle keep-alive sockets close, and
+    //    requests on busy ones get 503 (onRequest hook).
     const httpClosed = this.#app ? this.#app.close() : Promise.resolve();
-    // 2. Stop every Thing in reverse start order, each bounded by what is left.
+    // 2. End every long-lived response ourselves, before waiting for anything: nothing
+    //    else would ever end them (the seed bug). Cut the ones that do not close soon.
+    const ended = await this.longLived.endAll(Math.min(STREAM_END_GRACE_MS, remaining()));
+    report.responsesEnded = ended.ended;
+    report.responsesDestroyed = ended.destroyed;
+    if (ended.destroyed.length > 0) {
+      this.logger.warn(
+        { responses: ended.destroyed },
+        "long-lived responses did not close in time and were cut",
+      );
+    }
+    // 3. Stop every Thing in reverse start order, each bounded by what is left.
     const stopped = await this.registry.stopAll(Math.max(1, remaining()));
     report.hungThings = stopped.hung;
     report.failedThings = stopped.failed;
-    // 3. Wait for in-flight requests, but never past the deadline.
+    // 4. Wait for in-flight requests, but never past the deadline.
     const outcome = await settleWithin(httpClosed, remaining());
     if (outcome.kind === "timeout") {
       report.forced = true;
+      report.responsesDestroyed.push(...this.longLived.destroyAll());
       this.#app?.server.closeAllConnections();
-      this.logger.error("shutdown deadline passed: open connections destroyed");
+      this.logger.error(
+        { hungThings: report.hungThings, responses: report.responsesDestroyed },
+        "shutdown deadline passed: open connections destroyed",
+      );
+    }
+    for (const exposed of this.registry.values()) {
+      for (const stream of exposed.streams.values()) stream.fanout.dispose();
     }
     report.durationMs = performance.now() - started;
     return report;
@@ -190,6 +223,7 @@ export class ThingServer {
         registerIndexPage(api, context);
         registerDescriptionRoutes(api, context);
         registerPropertyRoutes(api, context);
+        registerStreamRoutes(api, context, this.longLived);
         await registerDocsPages(api);
       },
       { prefix: this.#prefix },

@@ -30,8 +30,17 @@ export interface PropertyDeclaration {
   readonly computed: boolean;
 }
 
-/** The kinds of affordance a Thing can declare; grows as actions, events and streams land. */
-export type AffordanceDeclaration = PropertyDeclaration;
+/** An MJPEG stream: not a WoT affordance but a TD link; its name shares the namespace. */
+export interface StreamDeclaration {
+  readonly kind: "stream";
+  readonly name: string;
+  readonly member: string;
+  readonly title?: string;
+  readonly description?: string;
+}
+
+/** The kinds of affordance a Thing can declare; grows as actions and events land. */
+export type AffordanceDeclaration = PropertyDeclaration | StreamDeclaration;
 
 /** A class of Thing, abstract ones included (slots may name a base class). */
 // biome-ignore lint/suspicious/noExplicitAny: constructors of any signature

@@ -1,9 +1,18 @@
 import type { FieldError } from "../errors.js";
-import { InvalidInputError, MethodNotAllowedError, NotFoundError } from "../errors.js";
-import type { PropertyDeclaration, ThingClass } from "../model/declarations.js";
+import {
+  InvalidInputError,
+  MethodNotAllowedError,
+  NotFoundError,
+  ThingDefinitionError,
+} from "../errors.js";
+import type { PropertyDeclaration, StreamDeclaration, ThingClass } from "../model/declarations.js";
 import { affordancesOf } from "../model/declarations.js";
+import type { ThingLogger } from "../model/logger.js";
+import { silentLogger } from "../model/logger.js";
+import { MjpegStream } from "../model/mjpeg-stream.js";
 import type { Thing } from "../model/thing.js";
 import { emitPropertyChange } from "../model/thing.js";
+import { MjpegFanout } from "./mjpeg-fanout.js";
 import type { SchemaValidator } from "./schema-validator.js";
 import { describeFieldErrors } from "./schema-validator.js";
 
@@ -15,6 +24,14 @@ export interface ExposedProperty {
   readonly writable: boolean;
 }
 
+/** An MJPEG stream as served: the Thing's stream and the fan-out to its clients. */
+export interface ExposedStream {
+  readonly name: string;
+  readonly declaration: StreamDeclaration;
+  readonly stream: MjpegStream;
+  readonly fanout: MjpegFanout;
+}
+
 /**
  * A Thing as the network sees it: its affordances by wire name, and the operations of
  * the WoT Profile on them, each validated. Transport-independent: HTTP, websockets and
@@ -22,15 +39,28 @@ export interface ExposedProperty {
  */
 export class ExposedThing {
   readonly properties: ReadonlyMap<string, ExposedProperty>;
+  readonly streams: ReadonlyMap<string, ExposedStream>;
 
   constructor(
     readonly name: string,
     readonly thing: Thing,
     private readonly validator: SchemaValidator,
+    logger: ThingLogger = silentLogger,
   ) {
     const properties = new Map<string, ExposedProperty>();
+    const streams = new Map<string, ExposedStream>();
     for (const declaration of affordancesOf(thing.constructor as ThingClass).values()) {
-      if (declaration.kind !== "property") continue;
+      if (declaration.kind === "stream") {
+        const stream = (thing as unknown as Record<string, unknown>)[declaration.member];
+        if (!(stream instanceof MjpegStream)) {
+          throw new ThingDefinitionError(
+            `'${name}.${declaration.member}' is declared @mjpegStream but holds no MjpegStream`,
+          );
+        }
+        const fanout = new MjpegFanout(stream, `${name}/${declaration.name}`, logger);
+        streams.set(declaration.name, { name: declaration.name, declaration, stream, fanout });
+        continue;
+      }
       validator.prepare(declaration.schema);
       const settable = !declaration.computed || hasSetter(thing, declaration.member);
       properties.set(declaration.name, {
@@ -41,6 +71,13 @@ export class ExposedThing {
       });
     }
     this.properties = properties;
+    this.streams = streams;
+  }
+
+  stream(name: string): ExposedStream {
+    const stream = this.streams.get(name);
+    if (!stream) throw new NotFoundError(`Thing '${this.name}' has no stream '${name}'`);
+    return stream;
   }
 
   get title(): string {

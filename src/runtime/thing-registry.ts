@@ -59,8 +59,9 @@ export class ThingRegistry {
         );
       }
       if (this.#things.has(name)) throw new ThingDefinitionError(`two Things are named '${name}'`);
-      attachHost(thing, { name, logger: logger.child({ thing: name }) });
-      this.#things.set(name, new ExposedThing(name, thing, this.validator));
+      const thingLogger = logger.child({ thing: name });
+      attachHost(thing, { name, logger: thingLogger });
+      this.#things.set(name, new ExposedThing(name, thing, this.validator, thingLogger));
       this.#slotTargets.set(name, slots ?? {});
     }
     this.#connectSlots();

@@ -1,0 +1,87 @@
+/**
+ * The server owns every long-lived response. MJPEG streams (and SSE, websockets, long
+ * polls) register here when they open and leave when their socket closes; shutdown
+ * ends them all itself, first, before it waits for anything. This is what keeps an
+ * open viewer from holding the server up (the Python server's bug).
+ */
+
+/** A response that does not end by itself. */
+export interface LongLivedResponse {
+  /** `mjpeg`, `sse`, `websocket`, … */
+  readonly kind: string;
+  /** Names it in logs, e.g. `camera/stream ← 127.0.0.1:53122`. */
+  readonly label: string;
+  /** End it cleanly for the client: closing delimiter, end of event stream, close frame 1001. */
+  end(): void;
+  /** Cut the connection (the clean end did not finish in time). */
+  destroy(): void;
+}
+
+export interface EndAllReport {
+  /** How many were open when shutdown began. */
+  ended: number;
+  /** Labels of those that had not closed within the grace time and were destroyed. */
+  destroyed: string[];
+}
+
+export class LongLivedRegistry {
+  readonly #open = new Set<LongLivedResponse>();
+  #emptied: (() => void) | undefined;
+
+  /**
+   * Register a response that has just opened. Call the returned function when its
+   * socket closes, whoever closed it.
+   */
+  register(response: LongLivedResponse): () => void {
+    this.#open.add(response);
+    return () => {
+      this.#open.delete(response);
+      if (this.#open.size === 0) this.#emptied?.();
+    };
+  }
+
+  get size(): number {
+    return this.#open.size;
+  }
+
+  /** Open responses by kind, e.g. `{ mjpeg: 3, sse: 1 }`. */
+  countByKind(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const { kind } of this.#open) counts[kind] = (counts[kind] ?? 0) + 1;
+    return counts;
+  }
+
+  /**
+   * End every open response, wait until their sockets have closed, but no longer than
+   * `graceMs`; then destroy what is left and report it by name.
+   */
+  async endAll(graceMs: number): Promise<EndAllReport> {
+    const ended = this.#open.size;
+    for (const response of [...this.#open]) {
+      try {
+        response.end();
+      } catch {
+        response.destroy();
+      }
+    }
+    if (this.#open.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#emptied = resolve;
+        timer = setTimeout(resolve, graceMs);
+      });
+      clearTimeout(timer);
+      this.#emptied = undefined;
+    }
+    const destroyed = [...this.#open].map((response) => response.label);
+    for (const response of [...this.#open]) response.destroy();
+    return { ended, destroyed };
+  }
+
+  /** Destroy everything at once (the hard deadline). Returns the labels. */
+  destroyAll(): string[] {
+    const labels = [...this.#open].map((response) => response.label);
+    for (const response of [...this.#open]) response.destroy();
+    return labels;
+  }
+}

@@ -1,0 +1,514 @@
+/**
+ * Every Thing Description the server serves is valid, as judged by software nobody on
+ * this project wrote: the official W3C TD 1.1 JSON Schema (ajv), then the Thingweb
+ * playground's validator and assertion tester. On top, the parts of the HTTP API
+ * contract (design/http-api.md) that the schema does not enforce.
+ */
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import addFormatsModule from "ajv-formats";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
+import {
+  property,
+  Thing,
+  type ThingDescription,
+  type ThingEntry,
+  ThingServer,
+  Type,
+} from "../src/index.js";
+
+// ajv-formats is CommonJS; under NodeNext its default import is the module object.
+const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
+const require = createRequire(import.meta.url);
+
+const TD_CONTEXT = "https://www.w3.org/2022/wot/td/v1.1";
+const TD_SCHEMA_PATH = require.resolve(
+  "wot-thing-description-types/schema/td-json-schema-validation.json",
+);
+
+// ---------- the Things under test ----------
+
+const Settings = Type.Object(
+  {
+    averaging: Type.Integer({ minimum: 1, maximum: 64, description: "Frames averaged" }),
+    autoExposure: Type.Boolean(),
+    region: Type.Object(
+      { x: Type.Integer(), y: Type.Integer(), width: Type.Integer({ minimum: 1 }) },
+      { additionalProperties: false },
+    ),
+    tags: Type.Array(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+/** One property of every flavour the model supports. */
+class TestBench extends Thing {
+  static override title = "Test bench";
+  static override description = "A Thing with one property of every flavour, for TD validation.";
+
+  @property({
+    schema: Type.Number({ unit: "°C" }),
+    readOnly: true,
+    title: "Temperature",
+    description: "Bench temperature (read-only, stored).",
+  })
+  accessor temperature = 21.5;
+
+  @property({
+    schema: Type.String({ minLength: 4 }),
+    writeOnly: true,
+    title: "Access code",
+    description: "Write-only: clients may set it but never read it.",
+  })
+  accessor accessCode = "0000";
+
+  #gain = 2;
+  @property({
+    schema: Type.Number({ minimum: 0, maximum: 10 }),
+    title: "Gain",
+    description: "Computed, with a setter: readable and writable.",
+  })
+  get gain(): number {
+    return this.#gain;
+  }
+  set gain(value: number) {
+    this.#gain = value;
+  }
+
+  @property({
+    schema: Type.Number(),
+    title: "Doubled gain",
+    description: "Computed without a setter: read-only.",
+  })
+  get doubledGain(): number {
+    return this.#gain * 2;
+  }
+
+  @property({ schema: Settings, title: "Settings", description: "An object-valued property." })
+  accessor settings = {
+    averaging: 4,
+    autoExposure: true,
+    region: { x: 0, y: 0, width: 100 },
+    tags: ["a", "b"],
+  };
+
+  @property({
+    schema: Type.Union([Type.Literal("idle"), Type.Literal("busy"), Type.Literal("error")]),
+    title: "Mode",
+    description: "An enumeration of strings.",
+  })
+  accessor mode: "idle" | "busy" | "error" = "idle";
+
+  @property({
+    schema: Type.String({ enum: ["red", "green", "blue"] }),
+    title: "Channel",
+    description: "A string with a JSON Schema enum.",
+  })
+  accessor channel = "green";
+
+  @property({ schema: Type.String({ maxLength: 64 }), name: "bench_label", title: "Label" })
+  accessor label = "bench 1";
+}
+
+/** Nothing writable: its TD must not offer writemultipleproperties. */
+class ReadOnlySensor extends Thing {
+  static override title = "Read-only sensor";
+
+  @property({ schema: Type.Number(), readOnly: true, title: "Reading" })
+  accessor reading = 1.5;
+
+  @property({ schema: Type.Boolean(), title: "Healthy" })
+  get healthy(): boolean {
+    return true;
+  }
+}
+
+const entries = (): ThingEntry[] => [
+  { name: "stage", thing: new SimulatedStage() },
+  { name: "camera", thing: new SimulatedCamera() },
+  { name: "bench", thing: new TestBench() },
+  { name: "sensor", thing: new ReadOnlySensor() },
+];
+const NAMES = ["stage", "camera", "bench", "sensor"] as const;
+
+// ---------- validators ----------
+
+interface AssertionResult {
+  ID: string;
+  Status: string;
+  Comment?: string;
+  Assertion?: string;
+}
+interface ValidatorReport {
+  report: Record<"json" | "schema" | "defaults" | "jsonld" | "additional", string | null>;
+  details: Record<string, string | null>;
+  detailComments: Record<string, string>;
+}
+type LogFunc = (...args: unknown[]) => void;
+const playgroundAssertions = require("@thing-description-playground/assertions") as {
+  tdAssertions(
+    tds: string[],
+    fileLoader: (path: string) => Promise<string>,
+    logFunc?: LogFunc,
+  ): Promise<AssertionResult[]>;
+};
+const playgroundCore = require("@thing-description-playground/core") as {
+  tdValidator(
+    td: string,
+    logFunc: LogFunc,
+    options: { checkDefaults?: boolean; checkJsonLd?: boolean; checkTmConformance?: boolean },
+  ): Promise<ValidatorReport>;
+};
+
+/** The official W3C TD 1.1 JSON Schema, compiled once. */
+function officialValidator(): ValidateFunction {
+  const ajv = new Ajv({ strict: false, allErrors: true });
+  addFormats(ajv);
+  return ajv.compile(JSON.parse(readFileSync(TD_SCHEMA_PATH, "utf8")) as object);
+}
+
+function formatErrors(errors: readonly ErrorObject[] | null | undefined): string {
+  return (errors ?? [])
+    .map((e) => `${e.instancePath || "/"} ${e.message ?? ""} ${JSON.stringify(e.params)}`)
+    .join("\n");
+}
+
+/** Errors of the official schema, as text; empty when the TD is valid. */
+function schemaErrors(validate: ValidateFunction, td: unknown): string {
+  return validate(td) ? "" : formatErrors(validate.errors);
+}
+
+/**
+ * The playground's full schema (`td-schema-full.json`) wants every term that has a default
+ * written out. Affordances carry theirs (readOnly, writeOnly, observable); the data schemas
+ * nested in an object or array property are the user's own and may leave readOnly/writeOnly
+ * at their default (false), as TD 1.1 allows. So: write those two defaults into the nested
+ * schemas of a copy, and whatever the full schema still finds missing is reported.
+ */
+const fullSchemaValidator = (() => {
+  const ajv = new Ajv({ strict: false, allErrors: true });
+  addFormats(ajv);
+  return ajv.compile(require("@thing-description-playground/core/td-schema-full.json") as object);
+})();
+function withNestedDefaults(schema: unknown): void {
+  if (typeof schema !== "object" || schema === null) return;
+  const nested: unknown[] = [];
+  const s = schema as Record<string, unknown>;
+  if (s.properties && typeof s.properties === "object") nested.push(...Object.values(s.properties));
+  if (Array.isArray(s.items)) nested.push(...s.items);
+  else if (s.items) nested.push(s.items);
+  for (const key of ["oneOf", "anyOf", "allOf"]) {
+    if (Array.isArray(s[key])) nested.push(...(s[key] as unknown[]));
+  }
+  for (const child of nested) {
+    if (typeof child !== "object" || child === null) continue;
+    const c = child as Record<string, unknown>;
+    c.readOnly ??= false;
+    c.writeOnly ??= false;
+    withNestedDefaults(c);
+  }
+}
+function defaultsGaps(td: ThingDescription): string[] {
+  const copy = structuredClone(td);
+  for (const affordance of Object.values(copy.properties ?? {})) withNestedDefaults(affordance);
+  return fullSchemaValidator(copy) ? [] : formatErrors(fullSchemaValidator.errors).split("\n");
+}
+
+/**
+ * tdAssertions loads its schemas through the loader; it asks for core's `td-schema.json`
+ * under its own node_modules, which npm hoists, so resolve that one through Node.
+ */
+async function loadFile(path: string): Promise<string> {
+  const nested = "/node_modules/@thing-description-playground/core/";
+  const at = path.indexOf(nested);
+  if (at >= 0 && path.includes("/assertions/")) {
+    return readFile(
+      require.resolve(`@thing-description-playground/core/${path.slice(at + nested.length)}`),
+      "utf8",
+    );
+  }
+  return readFile(path, "utf8");
+}
+
+/** The playground's assertion tester on one TD (which must already pass the schema). */
+async function assertionResults(td: ThingDescription): Promise<{
+  results: AssertionResult[];
+  log: string[];
+}> {
+  // A `rel: "type"` link would make it fetch a Thing Model over the network.
+  expect((td.links ?? []).filter((link) => link.rel === "type")).toEqual([]);
+  const log: string[] = [];
+  const results = await playgroundAssertions.tdAssertions(
+    [JSON.stringify(td)],
+    loadFile,
+    (...args) =>
+      log.push(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ")),
+  );
+  return { results, log };
+}
+
+// ---------- the contract the schema does not enforce ----------
+
+type Forms = { op: unknown; href: unknown; contentType?: unknown }[];
+
+const opsOf = (forms: Forms): string[] =>
+  forms.flatMap((form) => (Array.isArray(form.op) ? form.op : [form.op])) as string[];
+
+function checkContract(td: ThingDescription, expectedBase: string): void {
+  expect(td["@context"]).toContain(TD_CONTEXT);
+  expect(Array.isArray(td.profile) ? td.profile.length : td.profile).toBeTruthy();
+  expect(td.securityDefinitions).toEqual({ nosec_sc: { scheme: "nosec" } });
+  expect(td.security).toEqual(["nosec_sc"]);
+  expect(td.base).toBe(expectedBase);
+  expect(new URL(td.base).href).toBe(td.base);
+  expect(td.base.endsWith("/")).toBe(true);
+
+  const allForms: [string, Forms][] = [["top level", td.forms as Forms]];
+  for (const kind of ["properties", "actions", "events"] as const) {
+    for (const [name, affordance] of Object.entries(td[kind] ?? {})) {
+      allForms.push([`${kind}.${name}`, affordance.forms as Forms]);
+    }
+  }
+  for (const [where, forms] of allForms) {
+    expect(forms, where).toBeInstanceOf(Array);
+    expect(forms.length, where).toBeGreaterThan(0);
+    for (const form of forms) {
+      expect(form.op, where).toBeDefined();
+      expect(opsOf([form]).length, where).toBeGreaterThan(0);
+      expect(typeof form.href, where).toBe("string");
+      expect(form.href, where).not.toBe("");
+      expect(typeof form.contentType, where).toBe("string");
+    }
+  }
+
+  const properties = Object.entries(td.properties ?? {});
+  const topOps = opsOf(td.forms as Forms);
+  expect(topOps).toContain("readallproperties");
+  const anyWritable = properties.some(([, p]) => p.readOnly !== true);
+  if (anyWritable) expect(topOps).toContain("writemultipleproperties");
+  else expect(topOps).not.toContain("writemultipleproperties");
+
+  for (const [name, p] of properties) {
+    const ops = opsOf(p.forms as Forms);
+    if (p.readOnly === true) expect(ops, name).toEqual(["readproperty"]);
+    if (p.writeOnly === true) expect(ops, name).toEqual(["writeproperty"]);
+    if (p.readOnly !== true && p.writeOnly !== true) {
+      expect([...ops].sort(), name).toEqual(["readproperty", "writeproperty"]);
+    }
+  }
+
+  // Names are unique across all affordances (they share the Thing's URL space).
+  const names = [
+    ...Object.keys(td.properties ?? {}),
+    ...Object.keys(td.actions ?? {}),
+    ...Object.keys(td.events ?? {}),
+  ];
+  expect(new Set(names).size).toBe(names.length);
+}
+
+/** Read the JSON text of a response, asserting it succeeded. */
+async function getJson(url: string, accept = "application/json"): Promise<unknown> {
+  const response = await fetch(url, { headers: { accept } });
+  expect(response.status, url).toBe(200);
+  return response.json();
+}
+
+// ---------- the suite ----------
+
+describe("Thing Descriptions served at the root", () => {
+  const validate = officialValidator();
+  let server: ThingServer;
+  let baseUrl: string;
+  let index: Record<string, string>;
+  const tds = new Map<string, ThingDescription>();
+  let all: Record<string, ThingDescription>;
+
+  beforeAll(async () => {
+    server = new ThingServer(entries(), { port: 0 });
+    baseUrl = await server.start();
+    index = (await getJson(`${baseUrl}/things/`)) as Record<string, string>;
+    for (const [name, url] of Object.entries(index)) {
+      const response = await fetch(url, { headers: { accept: "application/td+json" } });
+      expect(response.status, url).toBe(200);
+      expect(response.headers.get("content-type")).toMatch(/^application\/td\+json/);
+      tds.set(name, (await response.json()) as ThingDescription);
+    }
+    all = (await getJson(`${baseUrl}/thing_descriptions/`)) as Record<string, ThingDescription>;
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("/things/ lists an absolute TD URL for every Thing", () => {
+    expect(Object.keys(index).sort()).toEqual([...NAMES].sort());
+    for (const [name, url] of Object.entries(index)) {
+      expect(url).toBe(`${baseUrl}/${name}/`);
+    }
+  });
+
+  it("/thing_descriptions/ holds the same TDs as the individual URLs, and each is valid", () => {
+    expect(Object.keys(all).sort()).toEqual([...NAMES].sort());
+    for (const [name, td] of Object.entries(all)) {
+      expect(td).toEqual(tds.get(name));
+      expect(schemaErrors(validate, td), `${name} in /thing_descriptions/`).toBe("");
+    }
+  });
+
+  describe.each(NAMES)("TD of '%s'", (name) => {
+    const td = () => {
+      const found = tds.get(name);
+      if (!found) throw new Error(`no TD fetched for '${name}'`);
+      return found;
+    };
+
+    it("validates against the W3C TD 1.1 JSON Schema", () => {
+      expect(schemaErrors(validate, td())).toBe("");
+    });
+
+    it("passes every Thingweb playground assertion", async () => {
+      expect(schemaErrors(validate, td())).toBe("");
+      const { results, log } = await assertionResults(td());
+      expect(results.length).toBeGreaterThan(0);
+      const failed = results.filter((r) => r.Status === "fail");
+      expect(failed, log.join("\n")).toEqual([]);
+      expect(results.filter((r) => r.Status === "pass").length).toBeGreaterThan(0);
+    });
+
+    it("passes the Thingweb playground validator (offline)", async () => {
+      const log: string[] = [];
+      const { report, details } = await playgroundCore.tdValidator(
+        JSON.stringify(td()),
+        (...args) => log.push(args.map(String).join(" ")),
+        { checkDefaults: true, checkJsonLd: false, checkTmConformance: false },
+      );
+      const context = `${JSON.stringify({ report, details })}\n${log.join("\n")}`;
+      expect(report.json, context).toBe("passed");
+      expect(report.schema, context).toBe("passed");
+      // "Defaults Validation" is the playground's optional stricter pass (a "warning", never
+      // a failure): every term with a default written out. See defaultsGaps for what is allowed.
+      expect(["passed", "warning"], context).toContain(report.defaults);
+      expect(defaultsGaps(td()), context).toEqual([]);
+      expect(report.additional, context).toBe("passed");
+      for (const [check, outcome] of Object.entries(details)) {
+        if (outcome !== null) expect(outcome, `${check}\n${context}`).toBe("passed");
+      }
+    });
+
+    it("keeps the HTTP API contract", () => {
+      checkContract(td(), `${baseUrl}/${name}/`);
+    });
+  });
+
+  it("describes every property flavour of the test Thing as declared", () => {
+    const td = tds.get("bench")!;
+    expect(td.title).toBe("Test bench");
+    expect(td.description).toBe(TestBench.description);
+    const p = td.properties;
+    expect(Object.keys(p).sort()).toEqual(
+      [
+        "accessCode",
+        "bench_label",
+        "channel",
+        "doubledGain",
+        "gain",
+        "mode",
+        "settings",
+        "temperature",
+      ].sort(),
+    );
+    for (const affordance of Object.values(p)) expect(affordance.title).toBeTypeOf("string");
+
+    expect(p.temperature).toMatchObject({ type: "number", readOnly: true, writeOnly: false });
+    expect(p.accessCode).toMatchObject({ type: "string", readOnly: false, writeOnly: true });
+    expect(p.gain).toMatchObject({ readOnly: false, writeOnly: false, maximum: 10 });
+    expect(p.doubledGain).toMatchObject({ readOnly: true, writeOnly: false });
+    expect(p.settings).toMatchObject({ type: "object", required: expect.any(Array) });
+    expect(p.channel).toMatchObject({ type: "string", enum: ["red", "green", "blue"] });
+    expect(p.mode?.anyOf ?? p.mode?.oneOf ?? p.mode?.enum).toBeDefined();
+    expect(p.bench_label?.forms).toEqual([
+      expect.objectContaining({ href: "bench_label", op: ["readproperty"] }),
+      expect.objectContaining({ href: "bench_label", op: ["writeproperty"] }),
+    ]);
+    expect(p.temperature?.description).toBe("Bench temperature (read-only, stored).");
+  });
+
+  it("every readproperty form, resolved against base, answers 200", async () => {
+    for (const [name, td] of tds) {
+      for (const [prop, affordance] of Object.entries(td.properties)) {
+        for (const form of affordance.forms as Forms) {
+          if (!opsOf([form]).includes("readproperty")) continue;
+          const url = new URL(form.href as string, td.base).href;
+          const response = await fetch(url, { headers: { accept: "application/json" } });
+          expect(response.status, `${name}.${prop} at ${url}`).toBe(200);
+          await response.arrayBuffer();
+        }
+      }
+    }
+  });
+});
+
+describe("Thing Descriptions served under an API prefix", () => {
+  const validate = officialValidator();
+  const prefix = "/api/v1";
+  let server: ThingServer;
+  let baseUrl: string;
+  const tds = new Map<string, ThingDescription>();
+
+  beforeAll(async () => {
+    server = new ThingServer(entries(), { port: 0, apiPrefix: prefix });
+    baseUrl = await server.start();
+    expect(baseUrl.endsWith(prefix)).toBe(true);
+    const index = (await getJson(`${baseUrl}/things/`)) as Record<string, string>;
+    for (const [name, url] of Object.entries(index)) {
+      tds.set(name, (await getJson(url, "application/td+json")) as ThingDescription);
+    }
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("serves every Thing under the prefix", () => {
+    expect([...tds.keys()].sort()).toEqual([...NAMES].sort());
+  });
+
+  it.each(NAMES)("TD of '%s' validates, with the prefix in base", async (name) => {
+    const td = tds.get(name)!;
+    expect(schemaErrors(validate, td)).toBe("");
+    expect(td.base).toBe(`${baseUrl}/${name}/`);
+    expect(new URL(td.base).pathname).toBe(`${prefix}/${name}/`);
+    checkContract(td, `${baseUrl}/${name}/`);
+
+    const { results, log } = await assertionResults(td);
+    expect(
+      results.filter((r) => r.Status === "fail"),
+      log.join("\n"),
+    ).toEqual([]);
+  });
+
+  it.each(NAMES)(
+    "readproperty forms of '%s' resolve under the prefix and answer 200",
+    async (name) => {
+      const td = tds.get(name)!;
+      let read = 0;
+      for (const [prop, affordance] of Object.entries(td.properties)) {
+        for (const form of affordance.forms as Forms) {
+          if (!opsOf([form]).includes("readproperty")) continue;
+          const url = new URL(form.href as string, td.base);
+          expect(url.pathname.startsWith(`${prefix}/${name}/`)).toBe(true);
+          // `base + href` as the TD spec resolves it, and plain concatenation agree.
+          expect(url.href).toBe(td.base + (form.href as string));
+          const response = await fetch(url, { headers: { accept: "application/json" } });
+          expect(response.status, `${name}.${prop} at ${url}`).toBe(200);
+          await response.arrayBuffer();
+          read++;
+        }
+      }
+      expect(read).toBeGreaterThan(0);
+    },
+  );
+});
