@@ -32,6 +32,14 @@ export type { EndAllReport, LongLivedResponse } from "./http/long-lived-registry
 export { LongLivedRegistry } from "./http/long-lived-registry.js";
 export type { ShutdownReport, ThingServerOptions } from "./http/thing-server.js";
 export { ThingServer } from "./http/thing-server.js";
+export {
+  type ActionContext,
+  type ActionOptions,
+  action,
+  BlobOutput,
+  blobOutput,
+  type LockOption,
+} from "./model/action.js";
 export type { ThingClass } from "./model/declarations.js";
 export { affordancesOf } from "./model/declarations.js";
 export type { ThingLogger } from "./model/logger.js";
@@ -53,5 +61,7 @@ export {
   Thing,
   type ThingHost,
 } from "./model/thing.js";
+export type { BlobReference } from "./runtime/blob-store.js";
 export { ExposedThing } from "./runtime/exposed-thing.js";
+export type { ActionStatus, InvocationStatus } from "./runtime/invocation.js";
 export type { ThingEntry } from "./runtime/thing-registry.js";

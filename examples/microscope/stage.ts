@@ -1,4 +1,5 @@
-import { property, type Static, Thing, Type } from "../../src/index.js";
+import { setTimeout as delay } from "node:timers/promises";
+import { type ActionContext, action, property, type Static, Thing, Type } from "../../src/index.js";
 
 export const Position = Type.Object(
   {
@@ -28,9 +29,18 @@ export const StageOptions = Type.Object(
 );
 export type StageOptions = Static<typeof StageOptions>;
 
+/** How often a move updates `position` (and so observers and the camera's view). */
+const MOVE_TICK_MS = 20;
+
+export interface MoveOptions {
+  signal?: AbortSignal;
+  onProgress?: (fraction: number, position: Position) => void;
+}
+
 /**
- * A three-axis motorised stage, simulated. It moves instantly for now; moves with
- * speed, progress and cancellation arrive with actions.
+ * A three-axis motorised stage, simulated. Moves take as long as the distance at
+ * `speed` (axes move together); a cancelled move stops where the stage is, and
+ * `position` says so.
  */
 export class SimulatedStage extends Thing {
   static override title = "Simulated stage";
@@ -43,7 +53,7 @@ export class SimulatedStage extends Thing {
 
   constructor(options: StageOptions = {}) {
     super();
-    this.range = options.range ?? { x: 20000, y: 20000, z: 10000 };
+    this.range = options.range ?? { x: 10000, y: 10000, z: 10000 };
   }
 
   @property({
@@ -78,6 +88,65 @@ export class SimulatedStage extends Thing {
     return this.range;
   }
 
+  /** Move by a displacement in steps (missing axes stay put). Exclusive with other moves. */
+  @action({
+    input: Type.Partial(Position),
+    output: Position,
+    lock: "stage",
+    title: "Move relative",
+    description:
+      "Move by a displacement in motor steps; missing axes stay put. Cancelling stops where the stage is.",
+  })
+  async moveRelative(displacement: Partial<Position>, ctx: ActionContext): Promise<Position> {
+    const { x, y, z } = this.position;
+    const target = {
+      x: x + (displacement.x ?? 0),
+      y: y + (displacement.y ?? 0),
+      z: z + (displacement.z ?? 0),
+    };
+    return this.moveTo(target, progressReporter(ctx));
+  }
+
+  /** Move to a position in steps (missing axes stay put). Exclusive with other moves. */
+  @action({
+    input: Type.Partial(Position),
+    output: Position,
+    lock: "stage",
+    title: "Move absolute",
+    description:
+      "Move to a position in motor steps; missing axes stay put. Cancelling stops where the stage is.",
+  })
+  async moveAbsolute(target: Partial<Position>, ctx: ActionContext): Promise<Position> {
+    return this.moveTo({ ...this.position, ...target }, progressReporter(ctx));
+  }
+
+  /**
+   * The motion itself, for actions of this and other Things (autofocus) that hold the
+   * "stage" lock. Resolves with the final position; on abort, rejects and leaves
+   * `position` where the stage stopped.
+   */
+  async moveTo(target: Position, options: MoveOptions = {}): Promise<Position> {
+    const from = this.position;
+    const to = this.clamp(target);
+    const distance = Math.max(
+      Math.abs(to.x - from.x),
+      Math.abs(to.y - from.y),
+      Math.abs(to.z - from.z),
+    );
+    const durationMs = (distance / this.speed) * 1000;
+    const started = performance.now();
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const fraction =
+        durationMs === 0 ? 1 : Math.min(1, (performance.now() - started) / durationMs);
+      const at = (a: number, b: number) => Math.round(a + (b - a) * fraction);
+      this.position = { x: at(from.x, to.x), y: at(from.y, to.y), z: at(from.z, to.z) };
+      options.onProgress?.(fraction, this.position);
+      if (fraction >= 1) return this.position;
+      await sleep(Math.min(MOVE_TICK_MS, durationMs), options.signal);
+    }
+  }
+
   /** Clamp a target to the travel range. */
   clamp(target: Position): Position {
     const limit = (value: number, max: number) => Math.max(-max, Math.min(max, Math.round(value)));
@@ -87,4 +156,18 @@ export class SimulatedStage extends Thing {
       z: limit(target.z, this.range.z),
     };
   }
+}
+
+function progressReporter(ctx: ActionContext): MoveOptions {
+  return {
+    signal: ctx.signal,
+    onProgress: (fraction, { x, y, z }) => ctx.progress(fraction, `at x=${x} y=${y} z=${z}`),
+  };
+}
+
+/** Sleep that ends early, rejecting with the signal's reason, when it aborts. */
+async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  await delay(ms, undefined, { signal }).catch((error: unknown) => {
+    throw signal?.reason ?? error;
+  });
 }

@@ -1,11 +1,12 @@
+import { register } from "node:module";
 import { extname } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { TSchema } from "@sinclair/typebox";
 import { ConfigError, ThingLifecycleError } from "../errors.js";
 import { isThing, type Thing } from "../model/thing.js";
 import { describeFieldErrors, SchemaValidator } from "../runtime/schema-validator.js";
+import { errorMessage } from "../runtime/settle.js";
 import type { ThingEntry } from "../runtime/thing-registry.js";
-import { errorMessage } from "../runtime/thing-registry.js";
 import type { ServerConfig } from "./config-schema.js";
 import { resolveConfigPath } from "./load-config.js";
 
@@ -32,10 +33,29 @@ export function parseClassSpec(
 
 let typescriptLoader: Promise<unknown> | undefined;
 
+/**
+ * Loader hook: TypeScript Thing modules are ES modules, whatever the nearest
+ * package.json says. Without it, a `.ts` file in a folder with no `"type": "module"`
+ * would be loaded as CommonJS and fail on its own `import` statements.
+ */
+const TYPESCRIPT_AS_ESM = `export async function load(url, context, nextLoad) {
+  if (url.startsWith("file:") && /\\.(ts|tsx|mts)$/.test(new URL(url).pathname)) {
+    return nextLoad(url, { ...context, format: "module" });
+  }
+  return nextLoad(url, context);
+}`;
+
+async function registerTypeScriptLoader(): Promise<void> {
+  const tsx = await import("tsx/esm/api");
+  tsx.register();
+  // Registered after tsx, so it runs first and hands tsx the format.
+  register(`data:text/javascript,${encodeURIComponent(TYPESCRIPT_AS_ESM)}`);
+}
+
 /** Import a module, TypeScript included (tsx's loader is registered on first need). */
 async function importModule(specifier: string): Promise<Record<string, unknown>> {
   if (TYPESCRIPT.has(extname(new URL(specifier, "file:///").pathname))) {
-    typescriptLoader ??= import("tsx/esm/api").then((tsx) => tsx.register());
+    typescriptLoader ??= registerTypeScriptLoader();
     await typescriptLoader;
   }
   return (await import(specifier)) as Record<string, unknown>;

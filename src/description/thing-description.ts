@@ -3,6 +3,7 @@
  * Built from the same declarations as validation and routing, so it cannot drift.
  */
 import type { TSchema } from "@sinclair/typebox";
+import type { ActionDeclaration } from "../model/action.js";
 import type { ExposedProperty, ExposedThing } from "../runtime/exposed-thing.js";
 
 export const TD_CONTEXT = "https://www.w3.org/2022/wot/td/v1.1";
@@ -86,6 +87,50 @@ function propertyAffordance(property: ExposedProperty): Record<string, unknown> 
 }
 
 /**
+ * invokeaction on the action's URL; queryaction and cancelaction on the invocation's
+ * URL (the `Location` of the 201), a URI template resolved against `base`.
+ */
+function actionAffordance(declaration: ActionDeclaration): Record<string, unknown> {
+  const invocation = "../action_invocations/{id}";
+  const affordance: Record<string, unknown> = {};
+  if (declaration.title) affordance.title = declaration.title;
+  if (declaration.description) affordance.description = declaration.description;
+  if (declaration.input) affordance.input = dataSchema(declaration.input);
+  if (declaration.output) affordance.output = dataSchema(declaration.output);
+  affordance.safe = declaration.safe;
+  affordance.idempotent = declaration.idempotent;
+  affordance.synchronous = declaration.synchronous;
+  affordance.uriVariables = {
+    id: { type: "string", description: "Invocation id, from the Location header" },
+  };
+  affordance.forms = [
+    {
+      href: declaration.name,
+      op: ["invokeaction"],
+      contentType: JSON_TYPE,
+      "htv:methodName": "POST",
+    },
+    ...(declaration.synchronous
+      ? []
+      : [
+          {
+            href: invocation,
+            op: ["queryaction"],
+            contentType: JSON_TYPE,
+            "htv:methodName": "GET",
+          },
+          {
+            href: invocation,
+            op: ["cancelaction"],
+            contentType: JSON_TYPE,
+            "htv:methodName": "DELETE",
+          },
+        ]),
+  ];
+  return affordance;
+}
+
+/**
  * Everything in the TD but `base`, computed once per Thing: serving a TD then costs a
  * shallow copy.
  */
@@ -97,6 +142,10 @@ export class ThingDescriptionBuilder {
     for (const property of exposed.properties.values()) {
       properties[property.name] = propertyAffordance(property);
     }
+    const actions: Record<string, Record<string, unknown>> = {};
+    for (const declaration of exposed.actions.values()) {
+      actions[declaration.name] = actionAffordance(declaration);
+    }
     const writable = [...exposed.properties.values()].some((p) => p.writable);
     const forms: Form[] = [
       {
@@ -106,6 +155,14 @@ export class ThingDescriptionBuilder {
         "htv:methodName": "GET",
       },
     ];
+    if (Object.keys(actions).length > 0) {
+      forms.push({
+        href: "actions",
+        op: ["queryallactions"],
+        contentType: JSON_TYPE,
+        "htv:methodName": "GET",
+      });
+    }
     if (writable) {
       forms.push({
         href: "properties",
@@ -127,7 +184,7 @@ export class ThingDescriptionBuilder {
       securityDefinitions: securityDefinitions,
       security: Object.keys(securityDefinitions),
       properties,
-      actions: {},
+      actions,
       events: {},
       ...(links.length > 0 ? { links } : {}),
       forms,

@@ -19,12 +19,16 @@ import Fastify, {
 import { type Logger, pino } from "pino";
 import { ThingDescriptionBuilder } from "../description/thing-description.js";
 import { NotFoundError, UnavailableError } from "../errors.js";
+import { BlobStore } from "../runtime/blob-store.js";
+import { InvocationManager } from "../runtime/invocation-manager.js";
+import { settleWithin } from "../runtime/settle.js";
 import type { ThingEntry } from "../runtime/thing-registry.js";
-import { settleWithin, ThingRegistry } from "../runtime/thing-registry.js";
+import { ThingRegistry } from "../runtime/thing-registry.js";
 import { LongLivedRegistry } from "./long-lived-registry.js";
 import { registerDocsPages, registerOpenApi } from "./openapi.js";
 import { handleError, sendProblem, toProblem } from "./problem-details.js";
 import type { RouteContext } from "./route-context.js";
+import { blobPath, registerActionRoutes } from "./routes/actions.js";
 import { registerDescriptionRoutes } from "./routes/descriptions.js";
 import { registerIndexPage } from "./routes/index-page.js";
 import { registerPropertyRoutes } from "./routes/properties.js";
@@ -45,6 +49,10 @@ export interface ThingServerOptions {
   shutdownTimeoutMs?: number;
   /** Believe `X-Forwarded-*` headers (behind a reverse proxy), so TDs carry the public URL. */
   trustProxy?: boolean;
+  /** How long finished action invocations (and their blobs) are kept. Default 5 minutes. */
+  actionRetentionMs?: number;
+  /** Most finished invocations kept; the oldest go first. Default 1000. */
+  maxRetainedInvocations?: number;
   logger?: Logger;
 }
 
@@ -55,6 +63,8 @@ export interface ShutdownReport {
   hungThings: string[];
   /** Things whose `stop()` threw. */
   failedThings: string[];
+  /** Action invocations that ignored their abort signal and were abandoned. */
+  abandonedInvocations: string[];
   /** Long-lived responses (streams) open when shutdown began, all ended by the server. */
   responsesEnded: number;
   /** Labels of long-lived responses that did not close in time and were cut. */
@@ -62,6 +72,9 @@ export interface ShutdownReport {
   /** The deadline passed and open sockets were destroyed. */
   forced: boolean;
 }
+
+/** How long aborted actions get to settle at shutdown before they are abandoned. */
+const ACTION_ABORT_GRACE_MS = 2000;
 
 /** How long ended streams get to close their sockets before they are cut. */
 const STREAM_END_GRACE_MS = 1000;
@@ -77,6 +90,8 @@ export class ThingServer {
   readonly registry: ThingRegistry;
   /** Every open stream (and later SSE, websocket, long poll): shutdown ends them first. */
   readonly longLived = new LongLivedRegistry();
+  readonly invocations: InvocationManager;
+  readonly blobs = new BlobStore();
   readonly logger: Logger;
   readonly #options: ThingServerOptions;
   readonly #prefix: string;
@@ -89,6 +104,15 @@ export class ThingServer {
     this.logger = options.logger ?? pino({ level: "silent" });
     this.#prefix = normalisePrefix(options.apiPrefix);
     this.registry = new ThingRegistry(entries, this.logger);
+    this.invocations = new InvocationManager({
+      validator: this.registry.validator,
+      locks: this.registry.locks,
+      blobs: this.blobs,
+      logger: this.logger,
+      blobHref: (id) => blobPath(this.#prefix, id),
+      retentionMs: options.actionRetentionMs,
+      maxRetained: options.maxRetainedInvocations,
+    });
   }
 
   /** The Fastify instance (after `start()`), for tests and for adding routes. */
@@ -108,6 +132,8 @@ export class ThingServer {
     const timeoutMs = this.#options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs;
     await this.registry.startAll(timeoutMs);
     try {
+      // A signal during start-up: do not start listening after close() has run.
+      if (this.#closing) throw new UnavailableError("the server was closed while starting");
       this.#app = await this.#buildApp();
       const host = this.#options.host ?? DEFAULTS.host;
       await this.#app.listen({ host, port: this.#options.port ?? DEFAULTS.port });
@@ -136,6 +162,7 @@ export class ThingServer {
       durationMs: 0,
       hungThings: [],
       failedThings: [],
+      abandonedInvocations: [],
       responsesEnded: 0,
       responsesDestroyed: [],
       forced: false,
@@ -155,11 +182,21 @@ export class ThingServer {
         "long-lived responses did not close in time and were cut",
       );
     }
-    // 3. Stop every Thing in reverse start order, each bounded by what is left.
+    // 3. Abort running actions (their AbortSignal) and let them settle, bounded.
+    report.abandonedInvocations = await this.invocations.abortAll(
+      Math.min(ACTION_ABORT_GRACE_MS, remaining()),
+    );
+    if (report.abandonedInvocations.length > 0) {
+      this.logger.error(
+        { invocations: report.abandonedInvocations },
+        "actions ignored their abort signal and were abandoned",
+      );
+    }
+    // 4. Stop every Thing in reverse start order, each bounded by what is left.
     const stopped = await this.registry.stopAll(Math.max(1, remaining()));
     report.hungThings = stopped.hung;
     report.failedThings = stopped.failed;
-    // 4. Wait for in-flight requests, but never past the deadline.
+    // 5. Wait for in-flight requests, but never past the deadline.
     const outcome = await settleWithin(httpClosed, remaining());
     if (outcome.kind === "timeout") {
       report.forced = true;
@@ -173,6 +210,8 @@ export class ThingServer {
     for (const exposed of this.registry.values()) {
       for (const stream of exposed.streams.values()) stream.fanout.dispose();
     }
+    this.invocations.dispose();
+    await this.blobs.dispose();
     report.durationMs = performance.now() - started;
     return report;
   }
@@ -193,6 +232,8 @@ export class ThingServer {
     app.setValidatorCompiler(() => (value) => ({ value }));
     app.setSerializerCompiler(() => (value) => JSON.stringify(value));
     app.setErrorHandler(handleError);
+    // Values are JSON: a text/plain body would reach validation as a string (or be stored).
+    app.removeContentTypeParser("text/plain");
     app.setNotFoundHandler((request, reply) => {
       const { problem, headers } = toProblem(this.#notFound(request.url), request.url);
       return sendProblem(reply, problem, headers);
@@ -208,7 +249,13 @@ export class ThingServer {
     });
 
     const cors = this.#options.cors ?? false;
-    if (cors) await app.register(corsPlugin, { origin: cors === true ? true : cors });
+    if (cors) {
+      await app.register(corsPlugin, {
+        origin: cors === true ? true : cors,
+        methods: ["GET", "HEAD", "PUT", "POST", "DELETE"],
+        exposedHeaders: ["Location", "Content-Range", "X-Timestamp", "X-Sequence"],
+      });
+    }
 
     await registerOpenApi(app, "labthings-ts");
     const descriptions = new Map(
@@ -224,6 +271,7 @@ export class ThingServer {
         registerDescriptionRoutes(api, context);
         registerPropertyRoutes(api, context);
         registerStreamRoutes(api, context, this.longLived);
+        registerActionRoutes(api, { ...context, invocations: this.invocations, blobs: this.blobs });
         await registerDocsPages(api);
       },
       { prefix: this.#prefix },

@@ -5,6 +5,7 @@
  */
 import type { TSchema } from "@sinclair/typebox";
 import { ThingDefinitionError } from "../errors.js";
+import type { ActionDeclaration } from "./action.js";
 
 // Node 20 has no Symbol.metadata; TypeScript's and esbuild's decorator helpers both
 // pick this one up (esbuild falls back to the same registered symbol).
@@ -28,6 +29,8 @@ export interface PropertyDeclaration {
   readonly observable: boolean;
   /** Declared on a getter (computed) rather than an `accessor` field (stored). */
   readonly computed: boolean;
+  /** Network writes fail with 409 while this lock is held. */
+  readonly lock?: string;
 }
 
 /** An MJPEG stream: not a WoT affordance but a TD link; its name shares the namespace. */
@@ -39,8 +42,8 @@ export interface StreamDeclaration {
   readonly description?: string;
 }
 
-/** The kinds of affordance a Thing can declare; grows as actions and events land. */
-export type AffordanceDeclaration = PropertyDeclaration | StreamDeclaration;
+/** The kinds of affordance a Thing can declare; grows as events land. */
+export type AffordanceDeclaration = PropertyDeclaration | ActionDeclaration | StreamDeclaration;
 
 /** A class of Thing, abstract ones included (slots may name a base class). */
 // biome-ignore lint/suspicious/noExplicitAny: constructors of any signature

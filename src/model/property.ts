@@ -17,6 +17,8 @@ export interface PropertyOptions<S extends TSchema> {
   writeOnly?: boolean;
   /** Whether clients may observe changes (TD `observable`); default true. */
   observable?: boolean;
+  /** A network write fails with 409 while an action holding this lock runs (e.g. `"stage"`). */
+  lock?: string;
 }
 
 /** The decorator `@property` returns: for an `accessor` field or for a getter. */
@@ -71,6 +73,7 @@ export function property<S extends TSchema>(
       writeOnly: options.writeOnly ?? false,
       observable: options.observable ?? true,
       computed: context.kind === "getter",
+      lock: options.lock,
     });
     if (context.kind === "getter") return;
     const field = target as ClassAccessorDecoratorTarget<Thing, unknown>;

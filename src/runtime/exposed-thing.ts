@@ -1,10 +1,12 @@
 import type { FieldError } from "../errors.js";
 import {
+  ConflictError,
   InvalidInputError,
   MethodNotAllowedError,
   NotFoundError,
   ThingDefinitionError,
 } from "../errors.js";
+import type { ActionDeclaration } from "../model/action.js";
 import type { PropertyDeclaration, StreamDeclaration, ThingClass } from "../model/declarations.js";
 import { affordancesOf } from "../model/declarations.js";
 import type { ThingLogger } from "../model/logger.js";
@@ -12,6 +14,7 @@ import { silentLogger } from "../model/logger.js";
 import { MjpegStream } from "../model/mjpeg-stream.js";
 import type { Thing } from "../model/thing.js";
 import { emitPropertyChange } from "../model/thing.js";
+import { LockManager } from "./lock-manager.js";
 import { MjpegFanout } from "./mjpeg-fanout.js";
 import type { SchemaValidator } from "./schema-validator.js";
 import { describeFieldErrors } from "./schema-validator.js";
@@ -40,15 +43,18 @@ export interface ExposedStream {
 export class ExposedThing {
   readonly properties: ReadonlyMap<string, ExposedProperty>;
   readonly streams: ReadonlyMap<string, ExposedStream>;
+  readonly actions: ReadonlyMap<string, ActionDeclaration>;
 
   constructor(
     readonly name: string,
     readonly thing: Thing,
     private readonly validator: SchemaValidator,
     logger: ThingLogger = silentLogger,
+    private readonly locks: LockManager = new LockManager(),
   ) {
     const properties = new Map<string, ExposedProperty>();
     const streams = new Map<string, ExposedStream>();
+    const actions = new Map<string, ActionDeclaration>();
     for (const declaration of affordancesOf(thing.constructor as ThingClass).values()) {
       if (declaration.kind === "stream") {
         const stream = (thing as unknown as Record<string, unknown>)[declaration.member];
@@ -59,6 +65,12 @@ export class ExposedThing {
         }
         const fanout = new MjpegFanout(stream, `${name}/${declaration.name}`, logger);
         streams.set(declaration.name, { name: declaration.name, declaration, stream, fanout });
+        continue;
+      }
+      if (declaration.kind === "action") {
+        if (declaration.input) validator.prepare(declaration.input);
+        if (declaration.output) validator.prepare(declaration.output);
+        actions.set(declaration.name, declaration);
         continue;
       }
       validator.prepare(declaration.schema);
@@ -72,6 +84,13 @@ export class ExposedThing {
     }
     this.properties = properties;
     this.streams = streams;
+    this.actions = actions;
+  }
+
+  action(name: string): ActionDeclaration {
+    const action = this.actions.get(name);
+    if (!action) throw new NotFoundError(`Thing '${this.name}' has no action '${name}'`);
+    return action;
   }
 
   stream(name: string): ExposedStream {
@@ -114,7 +133,19 @@ export class ExposedThing {
     }
     const errors = this.validator.check(property.declaration.schema, value, name);
     if (errors.length > 0) throw invalidValue(this.name, errors);
+    this.#checkLock(property);
     this.#set(property, value);
+  }
+
+  /** A property write that shares a lock with a running action fails fast (409). */
+  #checkLock(property: ExposedProperty): void {
+    const lock = property.declaration.lock;
+    const holder = lock ? this.locks.holder(lock) : undefined;
+    if (lock && holder) {
+      throw new ConflictError(
+        `property '${this.name}/${property.name}' cannot be written while ${holder} holds lock '${lock}'`,
+      );
+    }
   }
 
   /** readallproperties: every readable property in one object. */
@@ -151,6 +182,7 @@ export class ExposedThing {
       }
     }
     if (errors.length > 0) throw invalidValue(this.name, errors);
+    for (const [property] of updates) this.#checkLock(property);
     // A computed setter may still throw: put back what was already set, then rethrow.
     const applied: [ExposedProperty, unknown][] = [];
     try {

@@ -5,7 +5,9 @@ import type { ThingLogger } from "../model/logger.js";
 import type { Thing } from "../model/thing.js";
 import { attachHost } from "../model/thing.js";
 import { ExposedThing } from "./exposed-thing.js";
+import { LockManager } from "./lock-manager.js";
 import { SchemaValidator } from "./schema-validator.js";
+import { errorMessage, settleWithin } from "./settle.js";
 
 /** One Thing to serve: its name (URL segment), the instance, and explicit slot targets. */
 export interface ThingEntry {
@@ -39,6 +41,8 @@ export interface StopReport {
  */
 export class ThingRegistry {
   readonly #things = new Map<string, ExposedThing>();
+  /** Named locks shared by actions and property writes of every Thing. */
+  readonly locks = new LockManager();
   readonly #slotTargets = new Map<string, Record<string, string>>();
   readonly #dependencies = new Map<string, Set<string>>();
   #started: string[] = [];
@@ -61,7 +65,10 @@ export class ThingRegistry {
       if (this.#things.has(name)) throw new ThingDefinitionError(`two Things are named '${name}'`);
       const thingLogger = logger.child({ thing: name });
       attachHost(thing, { name, logger: thingLogger });
-      this.#things.set(name, new ExposedThing(name, thing, this.validator, thingLogger));
+      this.#things.set(
+        name,
+        new ExposedThing(name, thing, this.validator, thingLogger, this.locks),
+      );
       this.#slotTargets.set(name, slots ?? {});
     }
     this.#connectSlots();
@@ -223,29 +230,4 @@ export class ThingRegistry {
     }
     return report;
   }
-}
-
-type Outcome = { kind: "fulfilled" } | { kind: "rejected"; error: unknown } | { kind: "timeout" };
-
-/** Wait for a promise, but no longer than `ms`; never rejects. */
-export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<Outcome> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<Outcome>((resolve) => {
-    timer = setTimeout(() => resolve({ kind: "timeout" }), ms);
-  });
-  try {
-    return await Promise.race([
-      promise.then(
-        (): Outcome => ({ kind: "fulfilled" }),
-        (error: unknown): Outcome => ({ kind: "rejected", error }),
-      ),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

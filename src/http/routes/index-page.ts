@@ -1,22 +1,38 @@
 import type { FastifyInstance } from "fastify";
+import type { ExposedThing } from "../../runtime/exposed-thing.js";
 import type { RouteContext } from "../route-context.js";
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-/** `GET /`: a plain page for a person with a browser: the Things, their TDs, the API docs. */
+function thingSection(exposed: ExposedThing, prefix: string): string {
+  const base = `${prefix}/${exposed.name}`;
+  const streams = [...exposed.streams.values()]
+    .map(({ name, declaration }) => {
+      const title = escapeHtml(declaration.title ?? name);
+      return `<figure><img src="${base}/${name}?advance_headers=1" alt="${title} of ${escapeHtml(exposed.name)}">
+<figcaption>${title} · <a href="${base}/${name}">stream</a> · <a href="${base}/${name}/snapshot">snapshot</a></figcaption></figure>`;
+    })
+    .join("\n");
+  const properties = [...exposed.properties.values()]
+    .map((p) => `<a href="${base}/${p.name}">${escapeHtml(p.declaration.title ?? p.name)}</a>`)
+    .join(", ");
+  return `<section><h2><a href="${base}/">${escapeHtml(exposed.name)}</a> <small>${escapeHtml(exposed.title)}</small></h2>
+${exposed.description ? `<p>${escapeHtml(exposed.description)}</p>` : ""}${streams}
+<p>Properties: ${properties || "none"} · <a href="${base}/properties">all values</a></p></section>`;
+}
+
+/** `GET /`: a plain page for a person with a browser: live streams, Things, TDs, API docs. */
 export function registerIndexPage(app: FastifyInstance, context: RouteContext): void {
   app.get("/", { schema: { hide: true } }, async (_request, reply) => {
-    const items = [...context.registry.values()]
-      .map((exposed) => {
-        const href = `${context.prefix}/${exposed.name}/`;
-        const properties = [...exposed.properties.keys()].map(escapeHtml).join(", ") || "none";
-        return `<li><a href="${href}">${escapeHtml(exposed.name)}</a> — ${escapeHtml(exposed.title)}<br><small>properties: ${properties}</small></li>`;
-      })
+    const sections = [...context.registry.values()]
+      .map((e) => thingSection(e, context.prefix))
       .join("\n");
     reply.type("text/html; charset=utf-8");
     return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>labthings-ts</title><style>body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}li{margin:.5rem 0}</style></head>
-<body><h1>labthings-ts</h1><p>Things served here (each link is its W3C Thing Description):</p><ul>${items}</ul>
-<p><a href="${context.prefix}/docs">Interactive API documentation</a> · <a href="${context.prefix}/openapi.json">OpenAPI</a> · <a href="${context.prefix}/things/">/things/</a></p></body></html>`;
+<title>labthings-ts</title><style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+img{max-width:100%;background:#222;border-radius:4px}figure{margin:1rem 0}small{color:#666;font-weight:normal}</style></head>
+<body><h1>labthings-ts</h1>
+<p>Each Thing's name links to its W3C Thing Description. <a href="${context.prefix}/docs">Interactive API documentation</a> · <a href="${context.prefix}/openapi.json">OpenAPI</a> · <a href="${context.prefix}/things/">/things/</a></p>
+${sections}</body></html>`;
   });
 }

@@ -1,0 +1,273 @@
+/**
+ * Runs action invocations: validates input before an invocation exists, runs actions
+ * concurrently with an AbortSignal each, takes declared locks, validates outputs, keeps
+ * finished invocations for a retention time (and at most a number of them), and aborts
+ * everything at shutdown.
+ */
+import { setTimeout as delay } from "node:timers/promises";
+import { ConflictError, InvalidInputError, LabThingsError, NotFoundError } from "../errors.js";
+import { type ActionContext, type ActionDeclaration, BlobOutput } from "../model/action.js";
+import type { ThingLogger } from "../model/logger.js";
+import type { BlobReference, BlobStore } from "./blob-store.js";
+import type { ExposedThing } from "./exposed-thing.js";
+import { Invocation, type InvocationError, invocationLogger } from "./invocation.js";
+import type { LockManager } from "./lock-manager.js";
+import type { SchemaValidator } from "./schema-validator.js";
+import { describeFieldErrors } from "./schema-validator.js";
+import { settleWithin } from "./settle.js";
+
+export interface InvocationManagerOptions {
+  validator: SchemaValidator;
+  locks: LockManager;
+  blobs: BlobStore;
+  logger: ThingLogger;
+  /** URL of a blob, for ActionStatus outputs. */
+  blobHref: (id: string) => string;
+  /** How long finished invocations (and their blobs) are kept. Default 5 minutes. */
+  retentionMs?: number;
+  /** Most finished invocations kept; the oldest go first. Default 1000. */
+  maxRetained?: number;
+  /** After a cancel, how long before an action still running is reported as ignoring it. Default 5 s. */
+  ignoredAbortGraceMs?: number;
+}
+
+/** An error thrown when an action returns a value its output schema does not allow. */
+export class OutputValidationError extends LabThingsError {}
+
+export class InvocationManager {
+  readonly #invocations = new Map<string, Invocation>();
+  readonly #finished: Invocation[] = [];
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #options: Required<InvocationManagerOptions>;
+
+  constructor(options: InvocationManagerOptions) {
+    this.#options = {
+      retentionMs: 5 * 60_000,
+      maxRetained: 1000,
+      ignoredAbortGraceMs: 5000,
+      ...options,
+    };
+  }
+
+  /**
+   * Start an invocation. Input is validated first: a bad input throws InvalidInputError
+   * and no invocation exists. A lock declared fail-fast that is held throws ConflictError.
+   */
+  invoke(exposed: ExposedThing, actionName: string, input: unknown): Invocation {
+    const declaration = exposed.action(actionName);
+    if (declaration.input) {
+      const errors = this.#options.validator.check(declaration.input, input, actionName);
+      if (errors.length > 0) {
+        throw new InvalidInputError(
+          `invalid input for action '${exposed.name}/${actionName}': ${describeFieldErrors(errors)}`,
+          errors,
+        );
+      }
+    } else if (input !== undefined && input !== null) {
+      throw new InvalidInputError(`action '${exposed.name}/${actionName}' takes no input`, [
+        { field: `/${actionName}`, rule: "noInput", message: "must be empty" },
+      ]);
+    }
+    const lock = declaration.lock;
+    if (lock?.waitMs === 0 && this.#options.locks.holder(lock.name)) {
+      throw new ConflictError(
+        `'${exposed.name}/${actionName}' needs lock '${lock.name}', held by ${this.#options.locks.holder(lock.name)}`,
+      );
+    }
+    const invocation = new Invocation(
+      exposed.name,
+      declaration,
+      declaration.input ? input : undefined,
+    );
+    this.#invocations.set(invocation.id, invocation);
+    void this.#run(invocation, exposed, declaration);
+    return invocation;
+  }
+
+  get(id: string): Invocation {
+    const invocation = this.#invocations.get(id);
+    if (!invocation) throw new NotFoundError(`no action invocation '${id}' (it may have expired)`);
+    return invocation;
+  }
+
+  /** Invocations, newest first, optionally of one Thing and action. */
+  list(filter: { thing?: string; action?: string } = {}): Invocation[] {
+    const matching = [...this.#invocations.values()].filter(
+      (i) =>
+        (!filter.thing || i.thing === filter.thing) &&
+        (!filter.action || i.action === filter.action),
+    );
+    return matching.reverse();
+  }
+
+  get size(): number {
+    return this.#invocations.size;
+  }
+
+  /**
+   * Cancel: fire the invocation's signal and wait (at most `waitMs`) for it to settle.
+   * Unknown id: NotFoundError; already finished: ConflictError.
+   */
+  async cancel(id: string, waitMs = 5000): Promise<Invocation> {
+    const invocation = this.get(id);
+    if (invocation.finished) {
+      throw new ConflictError(`invocation '${id}' has already finished (${invocation.status})`);
+    }
+    this.#abort(invocation, "cancelled on request");
+    await settleWithin(invocation.settled, waitMs);
+    return invocation;
+  }
+
+  /**
+   * Shutdown: abort every invocation still running and wait for them, at most `graceMs`.
+   * Returns descriptions of those that ignored their signal (they are abandoned).
+   */
+  async abortAll(graceMs: number): Promise<string[]> {
+    const running = [...this.#invocations.values()].filter((i) => !i.finished);
+    for (const invocation of running) this.#abort(invocation, "server shutting down");
+    await settleWithin(Promise.all(running.map((i) => i.settled)), graceMs);
+    return running.filter((i) => !i.finished).map((i) => `${i.thing}/${i.action} (${i.id})`);
+  }
+
+  /** Drop retention timers (server closed). */
+  dispose(): void {
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+  }
+
+  #abort(invocation: Invocation, reason: string): void {
+    if (invocation.signal.aborted) return;
+    invocation.controller.abort(new CancelledError(reason));
+    const { ignoredAbortGraceMs } = this.#options;
+    const timer = setTimeout(() => {
+      if (!invocation.finished) {
+        this.#options.logger.warn(
+          { thing: invocation.thing, action: invocation.action, invocation: invocation.id },
+          `action '${invocation.thing}/${invocation.action}' ignores its abort signal (${ignoredAbortGraceMs} ms after cancellation)`,
+        );
+      }
+    }, ignoredAbortGraceMs);
+    timer.unref();
+    void invocation.settled.then(() => clearTimeout(timer));
+  }
+
+  async #run(
+    invocation: Invocation,
+    exposed: ExposedThing,
+    declaration: ActionDeclaration,
+  ): Promise<void> {
+    const logger = invocationLogger(invocation, exposed.thing.logger);
+    const { signal } = invocation;
+    let release: (() => void) | undefined;
+    try {
+      if (declaration.lock) {
+        release = await this.#options.locks.acquire(
+          declaration.lock.name,
+          `${exposed.name}/${declaration.name}`,
+          {
+            waitMs: declaration.lock.waitMs,
+            signal,
+          },
+        );
+      }
+      signal.throwIfAborted();
+      invocation.start();
+      const context: ActionContext = {
+        id: invocation.id,
+        signal,
+        logger,
+        progress: (fraction, message) => {
+          invocation.progress = {
+            ...(fraction === undefined ? {} : { fraction: Math.max(0, Math.min(1, fraction)) }),
+            ...(message === undefined ? {} : { message }),
+          };
+          invocation.changed();
+        },
+        sleep: (ms) => delay(ms, undefined, { signal }).catch(() => Promise.reject(signal.reason)),
+      };
+      const method = (exposed.thing as unknown as Record<string, Function>)[declaration.member]!;
+      const result: unknown = await method.call(exposed.thing, invocation.input, context);
+      const output = await this.#output(invocation, declaration, result);
+      // An action that ignored cancellation but then returned still counts as cancelled.
+      if (signal.aborted) invocation.finish("cancelled");
+      else invocation.finish("completed", { output });
+    } catch (error) {
+      if (signal.aborted) {
+        invocation.finish("cancelled");
+      } else {
+        logger.error(
+          { err: error },
+          `action failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+        );
+        invocation.finish("failed", { error: toInvocationError(error) });
+      }
+    } finally {
+      release?.();
+      if (invocation.finished) this.#retain(invocation);
+    }
+  }
+
+  async #output(
+    invocation: Invocation,
+    declaration: ActionDeclaration,
+    result: unknown,
+  ): Promise<unknown> {
+    if (result instanceof BlobOutput) {
+      const blob = await this.#options.blobs.add(result, invocation.id);
+      return {
+        href: this.#options.blobHref(blob.id),
+        mediaType: blob.mediaType,
+        size: blob.size,
+      } satisfies BlobReference;
+    }
+    if (!declaration.output) return undefined;
+    const errors = this.#options.validator.check(declaration.output, result, declaration.name);
+    if (errors.length > 0) {
+      throw new OutputValidationError(
+        `the action returned an output its schema does not allow: ${describeFieldErrors(errors)}`,
+      );
+    }
+    return result;
+  }
+
+  /** Keep a finished invocation for the retention time, and at most `maxRetained` of them. */
+  #retain(invocation: Invocation): void {
+    this.#finished.push(invocation);
+    const timer = setTimeout(() => this.#forget(invocation), this.#options.retentionMs);
+    timer.unref();
+    this.#timers.set(invocation.id, timer);
+    while (this.#finished.length > this.#options.maxRetained) this.#forget(this.#finished[0]!);
+  }
+
+  #forget(invocation: Invocation): void {
+    clearTimeout(this.#timers.get(invocation.id));
+    this.#timers.delete(invocation.id);
+    this.#invocations.delete(invocation.id);
+    const index = this.#finished.indexOf(invocation);
+    if (index >= 0) this.#finished.splice(index, 1);
+    void this.#options.blobs.removeOwner(invocation.id);
+  }
+}
+
+/** The reason given to an invocation's AbortSignal. */
+export class CancelledError extends Error {
+  override name = "CancelledError";
+}
+
+function toInvocationError(error: unknown): InvocationError {
+  if (error instanceof LabThingsError) {
+    return {
+      type: `tag:labthings-ts,2026:${error.problemType}`,
+      title: error.name,
+      status: error.status,
+      detail: error.message,
+    };
+  }
+  const name = error instanceof Error ? error.name || error.constructor.name : typeof error;
+  return {
+    type: "tag:labthings-ts,2026:action-failed",
+    title: name,
+    status: 500,
+    detail: error instanceof Error ? error.message : String(error),
+  };
+}
