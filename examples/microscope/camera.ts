@@ -1,4 +1,8 @@
 import {
+  type ActionContext,
+  action,
+  BlobOutput,
+  blobOutput,
   MjpegStream,
   mjpegStream,
   property,
@@ -66,6 +70,8 @@ export class SimulatedCamera extends Thing {
   readonly #stepsPerBlurPixel: number;
   readonly #stepsPerPixel: number;
   #specimen: Promise<Specimen> | undefined;
+  #specimenReady: Specimen | undefined;
+  #lastCaptureAt = Number.NEGATIVE_INFINITY;
   #timer: NodeJS.Timeout | undefined;
   #capturing: Promise<void> | undefined;
   #running = false;
@@ -83,8 +89,11 @@ export class SimulatedCamera extends Thing {
   override async start(): Promise<void> {
     const specimen = Specimen.create();
     this.#specimen = specimen;
-    specimen.catch((error: unknown) =>
-      this.logger.error({ err: error }, "cannot draw the specimen"),
+    specimen.then(
+      (ready) => {
+        this.#specimenReady = ready;
+      },
+      (error: unknown) => this.logger.error({ err: error }, "cannot draw the specimen"),
     );
     this.#running = true;
     this.#schedule(0);
@@ -102,49 +111,81 @@ export class SimulatedCamera extends Thing {
     return Math.min(MAX_BLUR_SIGMA, Math.abs(z - this.#focusZ) / this.#stepsPerBlurPixel);
   }
 
+  /**
+   * Tick at the frame rate; while nobody watches, render only every 1/IDLE_FPS s. A
+   * viewer or a `nextFrame()` waiter is then served within one frame interval.
+   */
   #schedule(delayMs: number): void {
     if (!this.#running) return;
     this.#timer = setTimeout(() => {
       const started = performance.now();
-      this.#capturing = this.#capture().finally(() => {
-        const watched = this.stream.watched || this.preview.watched;
-        const interval = 1000 / (watched ? this.frameRate : Math.min(IDLE_FPS, this.frameRate));
+      const watched = this.stream.watched || this.preview.watched;
+      const idleDue = started - this.#lastCaptureAt >= 1000 / IDLE_FPS;
+      const work = watched || idleDue ? this.#capture() : Promise.resolve();
+      this.#capturing = work.finally(() => {
         // Fixed rate, not fixed gap; a late frame is not made up for (no backlog).
-        this.#schedule(Math.max(0, interval - (performance.now() - started)));
+        this.#schedule(Math.max(0, 1000 / this.frameRate - (performance.now() - started)));
       });
     }, delayMs);
   }
 
-  async #capture(): Promise<void> {
-    // A specimen that failed to draw was logged in start(); there is just nothing to show.
-    const specimen = await this.#specimen?.catch(() => undefined);
-    if (!specimen || !this.#running) return;
-    const timestamp = performance.timeOrigin + performance.now();
+  /**
+   * Capture a full-quality still as a JPEG, with the state of every Thing on the server
+   * (stage position, camera settings, …) in its EXIF ImageDescription as JSON.
+   */
+  @action({
+    output: blobOutput("image/jpeg"),
+    title: "Capture",
+    description:
+      "Capture a full-quality JPEG still; EXIF ImageDescription holds every Thing's state as JSON.",
+  })
+  async capture(_input: undefined, ctx: ActionContext): Promise<BlobOutput> {
+    const specimen = await this.#specimen;
+    if (!specimen) throw new Error("the camera is not started");
+    ctx.signal.throwIfAborted();
+    const state = { capturedAt: new Date().toISOString(), things: this.readServerState() };
+    const jpeg = await specimen.render({
+      ...this.#view(specimen),
+      quality: 95,
+      description: JSON.stringify(state),
+    });
+    ctx.logger.info(
+      `captured ${this.resolution.width}×${this.resolution.height}, ${jpeg.length} bytes`,
+    );
+    return BlobOutput.fromBytes(jpeg, "image/jpeg");
+  }
+
+  /** What the sensor sees now: the window over the specimen, its blur and brightness. */
+  #view(specimen: Specimen) {
     const { x, y, z } = this.stage.position;
     const brightness = (this.exposureTime / 10_000) * this.analogGain;
-    const view = {
+    const gains: [number, number, number] = [
+      brightness * (this.colourGains.red / 1.6),
+      brightness,
+      brightness * (this.colourGains.blue / 1.4),
+    ];
+    return {
       centreX: specimen.size / 2 + x / this.#stepsPerPixel,
       centreY: specimen.size / 2 + y / this.#stepsPerPixel,
       width: this.resolution.width,
       height: this.resolution.height,
       blurSigma: this.blurAt(z),
-      gains: [
-        brightness * (this.colourGains.red / 1.6),
-        brightness,
-        brightness * (this.colourGains.blue / 1.4),
-      ] as [number, number, number],
+      gains,
     };
+  }
+
+  async #capture(): Promise<void> {
+    // Until the specimen is drawn there is nothing to show (and stop() must not wait for it).
+    const specimen = this.#specimenReady;
+    if (!specimen || !this.#running) return;
+    this.#lastCaptureAt = performance.now();
+    const timestamp = performance.timeOrigin + this.#lastCaptureAt;
+    const view = this.#view(specimen);
     try {
       const jpeg = await specimen.render(view);
       this.stream.pushFrame(jpeg, { timestamp });
       if (this.preview.watched) {
-        const preview = await specimen.render({
-          ...view,
-          width: Math.round((view.width * PREVIEW_SCALE) / 2) * 2,
-          height: Math.round((view.height * PREVIEW_SCALE) / 2) * 2,
-          centreX: view.centreX,
-          blurSigma: view.blurSigma,
-        });
+        const preview = await specimen.render({ ...view, scale: PREVIEW_SCALE });
         this.preview.pushFrame(preview, { timestamp });
       }
     } catch (error) {

@@ -1,3 +1,4 @@
-/** The simulated microscope: a stage, and a camera that looks at it. */
+/** The simulated microscope: a stage, a camera that looks at it, and autofocus. */
+export { Autofocus } from "./autofocus.js";
 export { SimulatedCamera } from "./camera.js";
 export { SimulatedStage } from "./stage.js";

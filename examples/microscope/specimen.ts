@@ -16,6 +16,10 @@ export interface ViewRequest {
   /** Per-channel brightness multipliers (red, green, blue). */
   gains: [number, number, number];
   quality?: number;
+  /** Output size relative to the view (0.5: the same field of view at half resolution). */
+  scale?: number;
+  /** Stored in the JPEG's EXIF ImageDescription (e.g. the instrument state as JSON). */
+  description?: string;
 }
 
 /** A small seeded PRNG (mulberry32): the same specimen on every run. */
@@ -97,8 +101,14 @@ export class Specimen {
     });
     if (view.blurSigma >= 0.3) image = image.blur(view.blurSigma);
     image = image.linear(view.gains, [0, 0, 0]);
-    if (width !== view.width || height !== view.height)
-      image = image.resize(view.width, view.height);
+    const scale = view.scale ?? 1;
+    const outWidth = Math.round((view.width * scale) / 2) * 2;
+    const outHeight = Math.round((view.height * scale) / 2) * 2;
+    if (width !== outWidth || height !== outHeight) image = image.resize(outWidth, outHeight);
+    if (view.description)
+      image = image.withExif({
+        IFD0: { ImageDescription: view.description, Software: "labthings-ts" },
+      });
     return image.jpeg({ quality: view.quality ?? 80, mozjpeg: false }).toBuffer();
   }
 }

@@ -68,6 +68,7 @@ export interface ActionOptions<I extends TSchema | undefined, O extends TSchema 
 }
 
 type InputOf<I> = I extends TSchema ? Static<I> : undefined;
+// biome-ignore lint/suspicious/noConfusingVoidType: lets `async run(): Promise<void>` declare no output
 type OutputOf<O> = O extends TSchema ? Static<O> | BlobOutput : undefined | void;
 
 export type ActionMethod<This, I, O> = (

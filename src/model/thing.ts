@@ -11,6 +11,8 @@ export type PropertyChangeListener = (name: string, value: unknown) => void;
 export interface ThingHost {
   readonly name: string;
   readonly logger: ThingLogger;
+  /** Every readable property of every Thing on the server, by Thing name. */
+  readAllThings(): Record<string, Record<string, unknown>>;
 }
 
 const BRAND = Symbol.for("labthings-ts.Thing");
@@ -48,6 +50,14 @@ export abstract class Thing {
   /** A logger bound to this Thing's name; silent until the Thing is served. */
   get logger(): ThingLogger {
     return this[HOST]?.logger ?? silentLogger;
+  }
+
+  /**
+   * The state of every Thing on the server (every readable property), e.g. to store
+   * with a captured image. Detached from a server: an empty object.
+   */
+  protected readServerState(): Record<string, Record<string, unknown>> {
+    return this[HOST]?.readAllThings() ?? {};
   }
 
   /** Open hardware, start capture loops. Runs after slots are connected and before listening. */

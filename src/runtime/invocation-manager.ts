@@ -42,10 +42,10 @@ export class InvocationManager {
 
   constructor(options: InvocationManagerOptions) {
     this.#options = {
-      retentionMs: 5 * 60_000,
-      maxRetained: 1000,
-      ignoredAbortGraceMs: 5000,
       ...options,
+      retentionMs: options.retentionMs ?? 5 * 60_000,
+      maxRetained: options.maxRetained ?? 1000,
+      ignoredAbortGraceMs: options.ignoredAbortGraceMs ?? 5000,
     };
   }
 

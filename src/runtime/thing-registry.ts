@@ -64,7 +64,7 @@ export class ThingRegistry {
       }
       if (this.#things.has(name)) throw new ThingDefinitionError(`two Things are named '${name}'`);
       const thingLogger = logger.child({ thing: name });
-      attachHost(thing, { name, logger: thingLogger });
+      attachHost(thing, { name, logger: thingLogger, readAllThings: () => this.readAllThings() });
       this.#things.set(
         name,
         new ExposedThing(name, thing, this.validator, thingLogger, this.locks),
@@ -72,6 +72,19 @@ export class ThingRegistry {
       this.#slotTargets.set(name, slots ?? {});
     }
     this.#connectSlots();
+  }
+
+  /** Every readable property of every Thing; a getter that throws is reported, not fatal. */
+  readAllThings(): Record<string, Record<string, unknown>> {
+    const state: Record<string, Record<string, unknown>> = {};
+    for (const [name, exposed] of this.#things) {
+      try {
+        state[name] = exposed.readAllProperties();
+      } catch (error) {
+        state[name] = { error: errorMessage(error) };
+      }
+    }
+    return state;
   }
 
   get names(): string[] {

@@ -72,6 +72,9 @@ function registerStream(
         "x-accel-buffering": "no",
       });
       request.socket.setNoDelay(true);
+      // Send the status line and headers now: Node holds them back until the first body
+      // write, so before the first frame a viewer would get no response at all.
+      response.flushHeaders();
       const client = fanout.attach(response, { remoteAddress, advanceHeaders });
       const unregister = longLived.register({
         kind: "mjpeg",
