@@ -214,6 +214,22 @@ function withNestedDefaults(schema: unknown): void {
 function defaultsGaps(td: ThingDescription): string[] {
   const copy = structuredClone(td);
   for (const affordance of Object.values(copy.properties ?? {})) withNestedDefaults(affordance);
+  // Action inputs, outputs and URI variables are data schemas too, written by the user.
+  for (const affordance of Object.values(copy.actions ?? {}) as Record<string, unknown>[]) {
+    for (const key of ["input", "output"]) {
+      const schema = affordance[key] as Record<string, unknown> | undefined;
+      if (!schema) continue;
+      schema.readOnly ??= false;
+      schema.writeOnly ??= false;
+      withNestedDefaults(schema);
+    }
+    for (const variable of Object.values(
+      (affordance.uriVariables ?? {}) as Record<string, Record<string, unknown>>,
+    )) {
+      variable.readOnly ??= false;
+      variable.writeOnly ??= false;
+    }
+  }
   return fullSchemaValidator(copy) ? [] : formatErrors(fullSchemaValidator.errors).split("\n");
 }
 

@@ -115,10 +115,9 @@ export async function serve(args: string[]): Promise<void> {
         report.hungThings.length === 0 &&
         report.failedThings.length === 0 &&
         !report.forced;
-      logger.info(
-        { ms: Math.round(report.durationMs), ...report },
-        clean ? "shut down cleanly" : "shut down with problems",
-      );
+      const summary = { ...report, durationMs: Math.round(report.durationMs) };
+      if (clean) logger.info(summary, "shut down cleanly");
+      else logger.error(summary, "shut down with problems");
       // close-with-grace exits 0 when this resolves, 1 when it throws.
       if (!clean) throw new Error("unclean shutdown");
     },

@@ -191,6 +191,22 @@ export class ThingDescriptionBuilder {
     };
   }
 
+  readonly #serialized = new Map<string, string>();
+
+  /**
+   * The TD as JSON text for one base URL, cached: a server is reached under few names
+   * (a handful of Host headers), so the cache stays small; it is bounded all the same.
+   */
+  serialize(base: string): string {
+    let text = this.#serialized.get(base);
+    if (text === undefined) {
+      text = JSON.stringify(this.describe(base));
+      if (this.#serialized.size >= 32) this.#serialized.clear();
+      this.#serialized.set(base, text);
+    }
+    return text;
+  }
+
   describe(base: string): ThingDescription {
     const { "@context": context, title, description, ...rest } = this.#body;
     // Key order for readers: context, title, base, then the affordances.

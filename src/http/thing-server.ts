@@ -238,14 +238,15 @@ export class ThingServer {
       const { problem, headers } = toProblem(this.#notFound(request.url), request.url);
       return sendProblem(reply, problem, headers);
     });
-    app.addHook("onRequest", async (request, reply) => {
-      if (!this.#closing) return;
+    // Callback style, not async: this runs on every request and costs nothing while open.
+    app.addHook("onRequest", (request, reply, done) => {
+      if (!this.#closing) return done();
       reply.header("connection", "close");
       const { problem } = toProblem(
         new UnavailableError("the server is shutting down"),
         request.url,
       );
-      return sendProblem(reply, problem);
+      sendProblem(reply, problem);
     });
 
     const cors = this.#options.cors ?? false;
@@ -303,6 +304,7 @@ const corsPlugin = cors;
 class QuietRequestLog extends LogController {
   override incomingRequest(): void {}
   override requestCompleted(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+    if (request.log.level !== "debug" && request.log.level !== "trace") return;
     request.log.debug(
       {
         method: request.method,

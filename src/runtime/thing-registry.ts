@@ -233,8 +233,8 @@ export class ThingRegistry {
       if (outcome.kind === "timeout") {
         report.hung.push(name);
         this.logger.error(
-          { thing: name, timeoutMs },
-          `Thing '${name}' did not stop within ${timeoutMs} ms`,
+          { thing: name, timeoutMs: Math.round(timeoutMs) },
+          `Thing '${name}' did not stop within ${Math.round(timeoutMs)} ms`,
         );
       } else if (outcome.kind === "rejected") {
         report.failed.push(name);

@@ -47,8 +47,8 @@ export function registerDescriptionRoutes(app: FastifyInstance, context: RouteCo
       `/${name}/`,
       { schema: { tags: [name], summary: `Thing Description of '${name}'` } },
       async (request, reply) => {
-        reply.type(tdMediaType(request));
-        return describe(request, name);
+        const base = absoluteUrl(request, `${prefix}/${name}/`);
+        return reply.type(tdMediaType(request)).send(descriptions.get(name)!.serialize(base));
       },
     );
     guardMethods(app, `/${name}/`, ["GET"], `the Thing Description of '${name}'`);

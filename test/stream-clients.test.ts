@@ -1,0 +1,285 @@
+/**
+ * The camera's MJPEG stream read by clients nobody on this project wrote: ffmpeg and
+ * ffprobe (the mpjpeg demuxer, as OpenCV uses it), headless Chromium in an `<img>`, and
+ * curl. The last two also check what a viewer sees when the server shuts down: the last
+ * frame stays on screen (Chromium) and the body ends with the closing delimiter (curl).
+ *
+ * Needs the Debian packages `ffmpeg`, `curl` and `chromium` (/usr/bin/chromium), and
+ * `playwright-core` (which never downloads a browser here).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Browser, chromium } from "playwright-core";
+import sharp from "sharp";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
+import { ThingServer } from "../src/index.js";
+
+/** Upper bound for any single wait on a child process, the browser or the network. */
+const WAIT_MS = 20_000;
+const WIDTH = 320;
+const HEIGHT = 240;
+const CLOSING_DELIMITER = "--frame--\r\n";
+const RESULTS = fileURLToPath(new URL("../test-results/", import.meta.url));
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
+];
+
+/** Reject when `promise` has not settled within `ms`, naming what was awaited. */
+async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Check `condition` every 20 ms until it holds, for state that announces no event (a file
+ * another process writes). Rejects after `ms`.
+ */
+async function until(condition: () => Promise<boolean>, what: string, ms = WAIT_MS) {
+  const deadline = performance.now() + ms;
+  while (!(await condition())) {
+    if (performance.now() > deadline)
+      throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+const children = new Set<ChildProcess>();
+
+/** Start a tool; `finished` resolves when it has exited and its output is read. */
+function run(
+  command: string,
+  args: string[],
+): { child: ChildProcess; finished: Promise<Finished> } {
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+  children.add(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const finished = new Promise<Finished>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return { child, finished };
+}
+
+let server: ThingServer;
+let url: string;
+let scratch: string;
+
+beforeEach(async () => {
+  server = new ThingServer(
+    [
+      { name: "stage", thing: new SimulatedStage() },
+      { name: "camera", thing: new SimulatedCamera({ width: WIDTH, height: HEIGHT, fps: 15 }) },
+    ],
+    { port: 0 },
+  );
+  url = await server.start();
+  scratch = await mkdtemp(join(tmpdir(), "labthings-stream-clients-"));
+});
+
+afterEach(async () => {
+  const left = [...children];
+  for (const child of left) {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  }
+  await Promise.all(
+    left.map((child) => within(new Promise((r) => child.once("close", r)), "a killed child")),
+  );
+  await within(server.close(), "server.close()");
+  await rm(scratch, { recursive: true, force: true });
+});
+
+describe("ffmpeg (mpjpeg demuxer)", () => {
+  it("decodes 30 frames of /camera/stream and exits 0", async () => {
+    const ffmpeg = run("ffmpeg", [
+      "-nostdin",
+      "-loglevel",
+      "error",
+      "-i",
+      `${url}/camera/stream`,
+      "-frames:v",
+      "30",
+      "-f",
+      "null",
+      "-",
+    ]);
+    const result = await within(ffmpeg.finished, "ffmpeg to decode 30 frames");
+    expect(result, result.stderr).toMatchObject({ code: 0, signal: null });
+  });
+
+  it("ffprobe identifies the stream as mpjpeg", async () => {
+    const ffprobe = run("ffprobe", [
+      "-v",
+      "error",
+      "-show_entries",
+      "format=format_name",
+      `${url}/camera/stream`,
+    ]);
+    const result = await within(ffprobe.finished, "ffprobe to probe the stream");
+    expect(result, result.stderr).toMatchObject({ code: 0, signal: null });
+    expect(result.stdout.split(/\r?\n/)).toContain("format_name=mpjpeg");
+  });
+});
+
+describe("headless Chromium <img>", () => {
+  async function withBrowser(fn: (browser: Browser) => Promise<void>): Promise<void> {
+    const browser = await within(
+      chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS }),
+      "Chromium to launch",
+    );
+    try {
+      await fn(browser);
+    } finally {
+      await within(browser.close(), "Chromium to close");
+    }
+  }
+
+  /** Mean absolute difference of two same-sized images, 0–255, over all channels. */
+  async function meanDifference(a: Buffer, b: Buffer): Promise<number> {
+    const [left, right] = await Promise.all(
+      [a, b].map((png) => sharp(png).removeAlpha().raw().toBuffer()),
+    );
+    expect(left!.length).toBe(right!.length);
+    let sum = 0;
+    for (let i = 0; i < left!.length; i++) sum += Math.abs(left![i]! - right![i]!);
+    return sum / left!.length;
+  }
+
+  it.each([
+    { mode: "advance headers", query: "?advance_headers=1", file: "stream-in-chromium.png" },
+    { mode: "standard parts", query: "", file: "stream-in-chromium-standard.png" },
+  ])(
+    "shows the stream ($mode) and keeps the last frame after server.close()",
+    async ({ query, file }) => {
+      await withBrowser(async (browser) => {
+        const page = await browser.newPage({ viewport: { width: 640, height: 480 } });
+        const streamUrl = `${url}/camera/stream${query}`;
+        await page.setContent(
+          `<!doctype html><body style="margin:0;background:#fff"><img id=v src="${streamUrl}"></body>`,
+        );
+        const image = page.locator("#v");
+        const fetchFromPage = (target: string) =>
+          page.evaluate(
+            (href) =>
+              fetch(href, { mode: "no-cors", cache: "no-store" }).then(
+                () => "connected",
+                () => "refused",
+              ),
+            target,
+          );
+        await page.waitForFunction(
+          () => (document.getElementById("v") as HTMLImageElement).naturalWidth > 0,
+          null,
+          { timeout: WAIT_MS },
+        );
+        expect(await image.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(WIDTH);
+        const before = await image.screenshot({ timeout: WAIT_MS });
+        // The page can reach the server (so a failed request later means a closed listener).
+        expect(await fetchFromPage(`${url}/camera/stream/snapshot`)).toBe("connected");
+
+        const report = await within(server.close(), "server.close()");
+        expect(report).toMatchObject({ responsesEnded: 1, responsesDestroyed: [], forced: false });
+        // Let Chromium's network stack catch up with the end of the stream: a request it
+        // starts now fails (the listener is closed), and its failure comes after the stream's
+        // end; then two animation frames so the page has painted whatever that end did.
+        expect(await fetchFromPage(`${url}/camera/stream/snapshot`)).toBe("refused");
+        await page.evaluate(
+          () =>
+            new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))),
+        );
+
+        const after = await image.evaluate((img: HTMLImageElement) => ({
+          naturalWidth: img.naturalWidth,
+          naturalHeight: img.naturalHeight,
+          width: img.getBoundingClientRect().width,
+          height: img.getBoundingClientRect().height,
+        }));
+        expect(after).toEqual({
+          naturalWidth: WIDTH,
+          naturalHeight: HEIGHT,
+          width: WIDTH,
+          height: HEIGHT,
+        });
+        const shot = await image.screenshot({ timeout: WAIT_MS });
+        await mkdir(RESULTS, { recursive: true });
+        await sharp(shot).toFile(join(RESULTS, file));
+
+        const { width, height } = await sharp(shot).metadata();
+        expect({ width, height }).toEqual({ width: WIDTH, height: HEIGHT });
+        // Content, not a blank box or a broken-image icon: the specimen has texture in
+        // every channel, and the picture is the one shown while the stream ran (the
+        // simulated view is the same every frame while the stage stands still).
+        const stats = await sharp(shot).stats();
+        for (const channel of stats.channels.slice(0, 3)) {
+          expect(channel.stdev).toBeGreaterThan(8);
+          expect(channel.max - channel.min).toBeGreaterThan(64);
+        }
+        expect(await meanDifference(before, shot)).toBeLessThan(2);
+      });
+    },
+  );
+});
+
+describe("curl", () => {
+  it("exits 0 (not 18) when the server closes, and the body ends with the closing delimiter", async () => {
+    const file = join(scratch, "stream.mjpeg");
+    const curl = run("curl", ["-sN", `${url}/camera/stream`, "-o", file]);
+    const head = `--frame\r\nContent-Type: image/jpeg\r\nContent-Length: `;
+    // A whole first part has arrived: headers, then at least Content-Length bytes.
+    await until(async () => {
+      const size = await stat(file).then(
+        (s) => s.size,
+        () => 0,
+      );
+      if (size < 200) return false;
+      const text = (await readFile(file)).toString("latin1");
+      const length = Number(/Content-Length: (\d+)\r\n/.exec(text)?.[1]);
+      const body = text.indexOf("\r\n\r\n");
+      return length > 0 && body > 0 && size >= body + 4 + length + 2;
+    }, "curl to receive a first frame");
+    expect(curl.child.exitCode).toBeNull();
+
+    const report = await within(server.close(), "server.close()");
+    expect(report).toMatchObject({ responsesEnded: 1, responsesDestroyed: [], forced: false });
+    const result = await within(curl.finished, "curl to exit");
+    expect(result, result.stderr).toMatchObject({ code: 0, signal: null });
+
+    const body = (await readFile(file)).toString("latin1");
+    expect(body.startsWith(head)).toBe(true);
+    expect(body.endsWith(`\r\n${CLOSING_DELIMITER}`)).toBe(true);
+    expect(body.indexOf(CLOSING_DELIMITER)).toBe(body.length - CLOSING_DELIMITER.length);
+  });
+});
