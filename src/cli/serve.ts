@@ -87,6 +87,8 @@ export async function serve(args: string[]): Promise<void> {
     bodyLimitBytes: config.bodyLimitBytes,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     trustProxy: config.trustProxy,
+    actionRetentionMs: config.actionRetentionMs,
+    maxRetainedInvocations: config.maxRetainedInvocations,
     logger,
   });
   const host = config.host ?? DEFAULTS.host;
