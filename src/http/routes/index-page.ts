@@ -6,19 +6,26 @@ const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.char
 
 function thingSection(exposed: ExposedThing, prefix: string): string {
   const base = `${prefix}/${exposed.name}`;
+  // The first stream is shown live; the others are links (each live view costs encoding).
   const streams = [...exposed.streams.values()]
-    .map(({ name, declaration }) => {
+    .map(({ name, declaration }, index) => {
       const title = escapeHtml(declaration.title ?? name);
+      const links = `${title} · <a href="${base}/${name}">stream</a> · <a href="${base}/${name}/snapshot">snapshot</a>`;
+      if (index > 0) return `<p>${links}</p>`;
       return `<figure><img src="${base}/${name}?advance_headers=1" alt="${title} of ${escapeHtml(exposed.name)}">
-<figcaption>${title} · <a href="${base}/${name}">stream</a> · <a href="${base}/${name}/snapshot">snapshot</a></figcaption></figure>`;
+<figcaption>${links}</figcaption></figure>`;
     })
     .join("\n");
+  const actions = [...exposed.actions.values()]
+    .map((a) => `<a href="${base}/${a.name}">${escapeHtml(a.title ?? a.name)}</a>`)
+    .join(", ");
   const properties = [...exposed.properties.values()]
     .map((p) => `<a href="${base}/${p.name}">${escapeHtml(p.declaration.title ?? p.name)}</a>`)
     .join(", ");
   return `<section><h2><a href="${base}/">${escapeHtml(exposed.name)}</a> <small>${escapeHtml(exposed.title)}</small></h2>
 ${exposed.description ? `<p>${escapeHtml(exposed.description)}</p>` : ""}${streams}
-<p>Properties: ${properties || "none"} · <a href="${base}/properties">all values</a></p></section>`;
+<p>Properties: ${properties || "none"} · <a href="${base}/properties">all values</a></p>
+${actions ? `<p>Actions (POST to run; GET lists invocations): ${actions}</p>` : ""}</section>`;
 }
 
 /** `GET /`: a plain page for a person with a browser: live streams, Things, TDs, API docs. */
