@@ -213,7 +213,7 @@ describe("labthings-ts serve", () => {
     const response = await fetch(`${url}/things/`);
     expect(response.status).toBe(200);
     const things = (await response.json()) as Record<string, string>;
-    expect(Object.keys(things).sort()).toEqual(["camera", "stage"]);
+    expect(Object.keys(things).sort()).toEqual(["autofocus", "camera", "stage"]);
     expect(things.camera).toBe(`${url}/camera/`);
     expect(cli.rawLines).toEqual([]);
   });

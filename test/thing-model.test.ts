@@ -9,8 +9,8 @@ import {
   Thing,
   ThingDefinitionError,
   ThingLifecycleError,
-  thingSlot,
   Type,
+  thingSlot,
 } from "../src/index.js";
 import { silentLogger } from "../src/model/logger.js";
 import { SchemaValidator } from "../src/runtime/schema-validator.js";
@@ -28,7 +28,9 @@ class Heater extends Thing {
   @property({ schema: Type.String({ minLength: 4 }), writeOnly: true })
   accessor password = "secret";
 
-  @property({ schema: Type.Object({ p: Type.Number(), i: Type.Number() }, { additionalProperties: false }) })
+  @property({
+    schema: Type.Object({ p: Type.Number(), i: Type.Number() }, { additionalProperties: false }),
+  })
   accessor gains = { p: 1, i: 0.1 };
 
   #mode = "off";
@@ -85,7 +87,9 @@ describe("properties", () => {
       ]);
     }
     expect(() => exposed.writeProperty("setPoint", "55")).toThrow(/must be number/);
-    expect(() => exposed.writeProperty("gains", { p: 1 })).toThrow(/\/gains\/i must have required property/);
+    expect(() => exposed.writeProperty("gains", { p: 1 })).toThrow(
+      /\/gains\/i must have required property/,
+    );
     expect(heater.setPoint).toBe(55);
     expect(heater.gains).toEqual({ p: 1, i: 0.1 });
   });
@@ -114,9 +118,9 @@ describe("properties", () => {
   it("write several properties all-or-nothing", () => {
     const heater = new Heater();
     const exposed = expose(heater);
-    expect(() => exposed.writeMultipleProperties({ setPoint: 40, gains: { p: "x", i: 0 } })).toThrow(
-      InvalidInputError,
-    );
+    expect(() =>
+      exposed.writeMultipleProperties({ setPoint: 40, gains: { p: "x", i: 0 } }),
+    ).toThrow(InvalidInputError);
     expect(heater.setPoint).toBe(20);
     expect(() => exposed.writeMultipleProperties({ setPoint: 40, nope: 1 })).toThrow(/nope/);
     expect(heater.setPoint).toBe(20);
@@ -162,7 +166,7 @@ describe("definition errors", () => {
 });
 
 // Compile-time checks: `npm run lint` (tsc) fails if any of these stop being errors.
-export function typeChecks(heater: Heater): void {
+function typeChecks(heater: Heater): void {
   // @ts-expect-error the Thing's own writes are type-checked against the schema
   heater.setPoint = "hot";
   class Mismatch extends Thing {
@@ -171,6 +175,7 @@ export function typeChecks(heater: Heater): void {
   }
   void Mismatch;
 }
+void typeChecks; // never called: it only has to compile
 
 class Lamp extends Thing {
   @property({ schema: Type.Boolean() }) accessor on = false;
@@ -211,7 +216,9 @@ describe("slots and lifecycle", () => {
   });
 
   it("say which slot cannot be filled, or which Things make it ambiguous", () => {
-    expect(() => new ThingRegistry([{ name: "controller", thing: new Controller() }], silentLogger)).toThrow(
+    expect(
+      () => new ThingRegistry([{ name: "controller", thing: new Controller() }], silentLogger),
+    ).toThrow(
       /Thing 'controller' failed to connect: slot 'lamp' needs a Lamp, and this server has none/,
     );
     const ambiguous = () =>
@@ -305,7 +312,9 @@ describe("slots and lifecycle", () => {
       ],
       silentLogger,
     );
-    await expect(registry.startAll()).rejects.toThrow("Thing 'broken' failed to start: no USB device");
+    await expect(registry.startAll()).rejects.toThrow(
+      "Thing 'broken' failed to start: no USB device",
+    );
     expect(lamp.log).toEqual(["start lamp", "stop lamp"]);
   });
 });

@@ -71,6 +71,7 @@ export class SimulatedCamera extends Thing {
   readonly #stepsPerPixel: number;
   #specimen: Promise<Specimen> | undefined;
   #specimenReady: Specimen | undefined;
+  #drawing: AbortController | undefined;
   #lastCaptureAt = Number.NEGATIVE_INFINITY;
   #timer: NodeJS.Timeout | undefined;
   #capturing: Promise<void> | undefined;
@@ -87,13 +88,17 @@ export class SimulatedCamera extends Thing {
 
   /** Start capturing. The specimen is drawn in the background, so start-up stays fast. */
   override async start(): Promise<void> {
-    const specimen = Specimen.create();
+    this.#drawing = new AbortController();
+    const specimen = Specimen.create({ signal: this.#drawing.signal });
     this.#specimen = specimen;
     specimen.then(
       (ready) => {
         this.#specimenReady = ready;
       },
-      (error: unknown) => this.logger.error({ err: error }, "cannot draw the specimen"),
+      (error: unknown) => {
+        if (!this.#drawing?.signal.aborted)
+          this.logger.error({ err: error }, "cannot draw the specimen");
+      },
     );
     this.#running = true;
     this.#schedule(0);
@@ -102,6 +107,7 @@ export class SimulatedCamera extends Thing {
   /** Stop the capture loop and wait for the frame being encoded. */
   override async stop(): Promise<void> {
     this.#running = false;
+    this.#drawing?.abort();
     clearTimeout(this.#timer);
     await this.#capturing;
   }

@@ -34,18 +34,42 @@ function random(seed: number): () => number {
   };
 }
 
-function specimenSvg(size: number, seed: number): string {
+/** One drawn element and the box it may paint into (for drawing tile by tile). */
+interface Shape {
+  svg: string;
+  left: number;
+  top: number;
+  right: number;
+  bottom: number;
+}
+
+function specimenShapes(size: number, seed: number): Shape[] {
   const rand = random(seed);
-  const parts: string[] = [];
+  const shapes: Shape[] = [];
   const between = (a: number, b: number) => a + (b - a) * rand();
-  // Connective-tissue fibres.
+  const around = (svg: string, xs: number[], ys: number[], margin: number): Shape => ({
+    svg,
+    left: Math.min(...xs) - margin,
+    top: Math.min(...ys) - margin,
+    right: Math.max(...xs) + margin,
+    bottom: Math.max(...ys) + margin,
+  });
+  // Connective-tissue fibres (a quadratic curve stays inside its control points' box).
   for (let i = 0; i < 220; i++) {
     const x = between(0, size);
     const y = between(0, size);
-    const c1 = `${x + between(-300, 300)},${y + between(-300, 300)}`;
-    const end = `${x + between(-500, 500)},${y + between(-500, 500)}`;
-    parts.push(
-      `<path d="M${x},${y} Q${c1} ${end}" stroke="#d46a9a" stroke-opacity="${between(0.15, 0.45).toFixed(2)}" stroke-width="${between(2, 7).toFixed(1)}" fill="none"/>`,
+    const cx = x + between(-300, 300);
+    const cy = y + between(-300, 300);
+    const ex = x + between(-500, 500);
+    const ey = y + between(-500, 500);
+    const width = between(2, 7);
+    shapes.push(
+      around(
+        `<path d="M${x.toFixed(1)},${y.toFixed(1)} Q${cx.toFixed(1)},${cy.toFixed(1)} ${ex.toFixed(1)},${ey.toFixed(1)}" stroke="#d46a9a" stroke-opacity="${between(0.15, 0.45).toFixed(2)}" stroke-width="${width.toFixed(1)}" fill="none"/>`,
+        [x, cx, ex],
+        [y, cy, ey],
+        width,
+      ),
     );
   }
   // Cells: pale cytoplasm with a dark nucleus and a nucleolus.
@@ -54,21 +78,37 @@ function specimenSvg(size: number, seed: number): string {
     const y = between(0, size);
     const r = between(14, 34);
     const angle = between(0, 180).toFixed(0);
-    parts.push(
-      `<g transform="translate(${x.toFixed(1)},${y.toFixed(1)}) rotate(${angle})">` +
-        `<ellipse rx="${r.toFixed(1)}" ry="${(r * between(0.55, 0.95)).toFixed(1)}" fill="#e58fb4" fill-opacity="0.55" stroke="#b04a7f" stroke-opacity="0.6" stroke-width="1.5"/>` +
-        `<ellipse cx="${between(-4, 4).toFixed(1)}" rx="${(r * 0.38).toFixed(1)}" ry="${(r * 0.3).toFixed(1)}" fill="#4b2a7a" fill-opacity="0.85"/>` +
-        `<circle cx="${between(-3, 3).toFixed(1)}" r="${(r * 0.09).toFixed(1)}" fill="#241040"/></g>`,
+    shapes.push(
+      around(
+        `<g transform="translate(${x.toFixed(1)},${y.toFixed(1)}) rotate(${angle})">` +
+          `<ellipse rx="${r.toFixed(1)}" ry="${(r * between(0.55, 0.95)).toFixed(1)}" fill="#e58fb4" fill-opacity="0.55" stroke="#b04a7f" stroke-opacity="0.6" stroke-width="1.5"/>` +
+          `<ellipse cx="${between(-4, 4).toFixed(1)}" rx="${(r * 0.38).toFixed(1)}" ry="${(r * 0.3).toFixed(1)}" fill="#4b2a7a" fill-opacity="0.85"/>` +
+          `<circle cx="${between(-3, 3).toFixed(1)}" r="${(r * 0.09).toFixed(1)}" fill="#241040"/></g>`,
+        [x],
+        [y],
+        r + 2,
+      ),
     );
   }
   // Fine granules: high-frequency detail that defocus washes out (and JPEG sizes reveal).
   for (let i = 0; i < 9000; i++) {
-    parts.push(
-      `<circle cx="${between(0, size).toFixed(1)}" cy="${between(0, size).toFixed(1)}" r="${between(0.8, 2.2).toFixed(1)}" fill="#6d2f6f" fill-opacity="${between(0.3, 0.8).toFixed(2)}"/>`,
+    const x = between(0, size);
+    const y = between(0, size);
+    const r = between(0.8, 2.2);
+    shapes.push(
+      around(
+        `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r.toFixed(1)}" fill="#6d2f6f" fill-opacity="${between(0.3, 0.8).toFixed(2)}"/>`,
+        [x],
+        [y],
+        r,
+      ),
     );
   }
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}"><rect width="100%" height="100%" fill="#f6e4ec"/>${parts.join("")}</svg>`;
+  return shapes;
 }
+
+/** Side of the square tiles the specimen is drawn in. */
+const TILE = 300;
 
 export class Specimen {
   private constructor(
@@ -76,12 +116,41 @@ export class Specimen {
     readonly size: number,
   ) {}
 
-  /** Draw and rasterise the specimen (a few hundred milliseconds, in the thread pool). */
-  static async create(size = 2400, seed = 20260501): Promise<Specimen> {
-    const pixels = await sharp(Buffer.from(specimenSvg(size, seed)), { limitInputPixels: false })
-      .removeAlpha()
-      .raw()
-      .toBuffer();
+  /**
+   * Draw and rasterise the specimen in the thread pool, tile by tile (a few hundred
+   * milliseconds in all, but no single step longer than a few tens): a process exit
+   * waits for the work in progress, so a signal right after start-up stays quick.
+   * Rejects with the signal's reason when aborted between tiles.
+   */
+  static async create(
+    options: { size?: number; seed?: number; signal?: AbortSignal } = {},
+  ): Promise<Specimen> {
+    const size = options.size ?? 2400;
+    const shapes = specimenShapes(size, options.seed ?? 20260501);
+    const pixels = Buffer.alloc(size * size * 3);
+    for (let top = 0; top < size; top += TILE) {
+      for (let left = 0; left < size; left += TILE) {
+        options.signal?.throwIfAborted();
+        const width = Math.min(TILE, size - left);
+        const height = Math.min(TILE, size - top);
+        const inside = shapes.filter(
+          (s) =>
+            s.right >= left && s.left <= left + width && s.bottom >= top && s.top <= top + height,
+        );
+        const svg =
+          `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="${left} ${top} ${width} ${height}">` +
+          `<rect x="${left}" y="${top}" width="${width}" height="${height}" fill="#f6e4ec"/>${inside.map((s) => s.svg).join("")}</svg>`;
+        const tile = await sharp(Buffer.from(svg)).removeAlpha().raw().toBuffer();
+        for (let row = 0; row < height; row++) {
+          tile.copy(
+            pixels,
+            ((top + row) * size + left) * 3,
+            row * width * 3,
+            (row + 1) * width * 3,
+          );
+        }
+      }
+    }
     return new Specimen(pixels, size);
   }
 

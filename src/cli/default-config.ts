@@ -14,6 +14,7 @@ export function defaultConfig(): ServerConfig {
         class: `${example("camera")}#SimulatedCamera`,
         options: { width: 640, height: 480, fps: 15 },
       },
+      autofocus: { class: `${example("autofocus")}#Autofocus` },
     },
   };
 }

@@ -234,6 +234,14 @@ export class ThingServer {
     app.setErrorHandler(handleError);
     // Values are JSON: a text/plain body would reach validation as a string (or be stored).
     app.removeContentTypeParser("text/plain");
+    // An empty JSON body means "no value" (clients that always send the header invoke
+    // input-less actions that way); everything else goes through Fastify's safe parser.
+    const parseJson = app.getDefaultJsonParser("error", "error");
+    app.removeContentTypeParser("application/json");
+    app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+      if (body === "") return done(null, undefined);
+      parseJson(request, body as string, done);
+    });
     app.setNotFoundHandler((request, reply) => {
       const { problem, headers } = toProblem(this.#notFound(request.url), request.url);
       return sendProblem(reply, problem, headers);

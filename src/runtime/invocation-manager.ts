@@ -195,10 +195,7 @@ export class InvocationManager {
       if (signal.aborted) {
         invocation.finish("cancelled");
       } else {
-        logger.error(
-          { err: error },
-          `action failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
-        );
+        logger.error({ err: error }, "action failed");
         invocation.finish("failed", { error: toInvocationError(error) });
       }
     } finally {

@@ -155,7 +155,8 @@ export function invocationLogger(invocation: Invocation, serverLogger: ThingLogg
       } else {
         tagged[name](fieldsOrMessage, message);
         const err = (fieldsOrMessage as { err?: unknown }).err;
-        const detail = err instanceof Error ? `: ${err.message}` : "";
+        // The invocation's log keeps the stack: it is how a lab user debugs their driver.
+        const detail = err instanceof Error ? `: ${err.stack ?? err.message}` : "";
         invocation.record(name, `${message ?? ""}${detail}`);
       }
     }) as LogFn;
