@@ -36,7 +36,8 @@ export class OutputValidationError extends LabThingsError {}
 
 export class InvocationManager {
   readonly #invocations = new Map<string, Invocation>();
-  readonly #finished: Invocation[] = [];
+  /** Finished invocations, oldest first (a Set keeps insertion order and deletes in O(1)). */
+  readonly #finished = new Set<Invocation>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #options: Required<InvocationManagerOptions>;
 
@@ -229,19 +230,20 @@ export class InvocationManager {
 
   /** Keep a finished invocation for the retention time, and at most `maxRetained` of them. */
   #retain(invocation: Invocation): void {
-    this.#finished.push(invocation);
+    this.#finished.add(invocation);
     const timer = setTimeout(() => this.#forget(invocation), this.#options.retentionMs);
     timer.unref();
     this.#timers.set(invocation.id, timer);
-    while (this.#finished.length > this.#options.maxRetained) this.#forget(this.#finished[0]!);
+    while (this.#finished.size > this.#options.maxRetained) {
+      this.#forget(this.#finished.values().next().value!);
+    }
   }
 
   #forget(invocation: Invocation): void {
     clearTimeout(this.#timers.get(invocation.id));
     this.#timers.delete(invocation.id);
     this.#invocations.delete(invocation.id);
-    const index = this.#finished.indexOf(invocation);
-    if (index >= 0) this.#finished.splice(index, 1);
+    this.#finished.delete(invocation);
     void this.#options.blobs.removeOwner(invocation.id);
   }
 }
