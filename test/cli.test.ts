@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { within } from "./support/within.js";
 
 const DIST = fileURLToPath(new URL("../dist/", import.meta.url));
 const CLI = join(DIST, "src/cli/main.js");
@@ -19,8 +20,6 @@ const CLI = join(DIST, "src/cli/main.js");
 const FRAMEWORK = join(DIST, "src/index.js");
 const STAGE = `${join(DIST, "examples/microscope/stage.js")}#SimulatedStage`;
 const CAMERA = `${join(DIST, "examples/microscope/camera.js")}#SimulatedCamera`;
-/** Upper bound for any single wait on a child process or the network. */
-const WAIT_MS = 15_000;
 
 interface LogLine {
   msg?: string;
@@ -47,19 +46,6 @@ interface Cli {
 }
 
 const running = new Set<Cli>();
-
-/** Reject when `promise` has not settled within `ms`, naming what was awaited. */
-async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function startCli(args: string[], cwd: string = process.cwd()): Cli {
   const child = spawn(process.execPath, [CLI, "serve", "--log-format", "json", ...args], {

@@ -9,6 +9,7 @@ import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { property, Thing, ThingServer, type ThingServerOptions, Type } from "../src/index.js";
+import { within } from "./support/within.js";
 
 /** Upper bound for any single wait on the network or on the server. */
 const WAIT_MS = 10_000;
@@ -30,19 +31,6 @@ function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => voi
     resolve = r;
   });
   return { promise, resolve };
-}
-
-/** Reject when `promise` has not settled within `ms`, naming what was awaited. */
-async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function getJson(url: string): Promise<unknown> {

@@ -29,6 +29,7 @@ import {
   type MjpegPart,
   type MjpegTestClient,
 } from "./support/mjpeg-parser.js";
+import { within } from "./support/within.js";
 
 /** Upper bound for any single wait on the network or on the server. */
 const WAIT_MS = 5000;
@@ -68,19 +69,6 @@ async function startCamera(options?: MjpegStreamOptions) {
   const camera = new TestCamera(options);
   const { server, url } = await startServer([{ name: "test", thing: camera }]);
   return { camera, stream: camera.stream, server, url, streamUrl: `${url}/test/stream` };
-}
-
-/** Reject when `promise` has not settled within `ms`, naming what was awaited. */
-async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Poll `predicate` (for state that has no event, e.g. `stream.stats`), bounded in time. */

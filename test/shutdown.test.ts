@@ -20,33 +20,19 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { within } from "./support/within.js";
 
 const DIST = fileURLToPath(new URL("../dist/", import.meta.url));
 const CLI = join(DIST, "src/cli/main.js");
 /** The built framework, imported by absolute path from Thing files outside the project. */
 const FRAMEWORK = join(DIST, "src/index.js");
 const STAGE = `${join(DIST, "examples/microscope/stage.js")}#SimulatedStage`;
-/** Upper bound for any single wait on a child process or the network. */
-const WAIT_MS = 20_000;
 const BOUNDARY = "frame";
 const CLOSING_DELIMITER = `--${BOUNDARY}--\r\n`;
 /** What the tests assert on SIGTERM → exit with open streams; the design target is 250 ms. */
 const CLEAN_EXIT_LIMIT_MS = 1000;
 
 // ─── waiting ──────────────────────────────────────────────────────────────────────────
-
-/** Reject when `promise` has not settled within `ms`, naming what was awaited. */
-async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A promise with its resolve function (Promise.withResolvers needs Node 22). */
 function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {

@@ -17,6 +17,7 @@ import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { ThingServer } from "../src/index.js";
+import { within } from "./support/within.js";
 
 /** Upper bound for any single wait on a child process, the browser or the network. */
 const WAIT_MS = 20_000;
@@ -33,19 +34,6 @@ const CHROMIUM_ARGS = [
   "--no-first-run",
   "--disable-quic",
 ];
-
-/** Reject when `promise` has not settled within `ms`, naming what was awaited. */
-async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * Check `condition` every 20 ms until it holds, for state that announces no event (a file

@@ -5,6 +5,10 @@
  */
 import { request } from "node:http";
 import { expect } from "vitest";
+import { within } from "./within.js";
+
+export { within };
+
 import type { ActionStatus } from "../../src/index.js";
 
 /** Upper bound for any single wait on the network or on the server. */
@@ -12,19 +16,6 @@ export const WAIT_MS = 10_000;
 
 /** Pause between two polls of a status URL (a poll interval, not a wait for an outcome). */
 const POLL_INTERVAL_MS = 10;
-
-/** Reject when `promise` has not settled within `ms`, naming what was awaited. */
-export async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A promise with its resolve function (Promise.withResolvers needs Node 22). */
 export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {

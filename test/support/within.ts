@@ -1,0 +1,18 @@
+/** Upper bound for one wait on the network, a child process or the server. */
+export const WAIT_MS = 20_000;
+
+/**
+ * Reject when `promise` has not settled within `ms`, naming what was awaited: every wait
+ * in the tests is bounded, and a hang fails with a message instead of a test time-out.
+ */
+export async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
