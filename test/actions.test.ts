@@ -10,8 +10,7 @@
  * "While it runs" is a state the test controls: actions wait on gates the test opens.
  */
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -30,21 +29,20 @@ import {
   Type,
 } from "../src/index.js";
 import {
-  expectProblem,
   FINISHED,
   Gate,
-  getJson,
   invoke,
   pollStatus,
-  postJson,
-  putJson,
   RFC3339,
-  rawGet,
   statusOf,
   until,
   WAIT_MS,
-  within,
 } from "./support/actions-http.js";
+import { getJson, postJson, putJson } from "./support/json-http.js";
+import { expectProblem } from "./support/problem.js";
+import { rawGet } from "./support/raw-http.js";
+import { removeTempDirs, tempDir } from "./support/temp-dir.js";
+import { within } from "./support/within.js";
 
 // ─── the Things under test ───────────────────────────────────────────────────────────
 
@@ -191,7 +189,7 @@ class Lab extends Thing {
 
   @action({ output: blobOutput("image/png") })
   async file() {
-    const folder = await mkdtemp(join(tmpdir(), "actions-test-"));
+    const folder = await tempDir("actions-test-");
     const path = join(folder, "capture.png");
     await writeFile(path, FILE_BYTES);
     this.tempFiles.push(path);
@@ -222,6 +220,9 @@ class Lab extends Thing {
 }
 
 // ─── helpers ──────────────────────────────────────────────────────────────────────────
+
+/** The folders `Lab.file()` wrote its temporary files into. */
+afterAll(removeTempDirs);
 
 let gateCounter = 0;
 /** A fresh gate name for one test. */

@@ -4,137 +4,30 @@
  * `npm test` builds first (the `pretest` script); run `npm run build` before running
  * this file on its own.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  assertBuilt,
+  CAMERA,
+  type Exit,
+  FRAMEWORK,
+  killAll,
+  listeningUrl,
+  STAGE,
+  startCli,
+} from "./support/cli-process.js";
+import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { within } from "./support/within.js";
-
-const DIST = fileURLToPath(new URL("../dist/", import.meta.url));
-const CLI = join(DIST, "src/cli/main.js");
-/** The built framework, imported by absolute path from Thing files outside the project. */
-const FRAMEWORK = join(DIST, "src/index.js");
-const STAGE = `${join(DIST, "examples/microscope/stage.js")}#SimulatedStage`;
-const CAMERA = `${join(DIST, "examples/microscope/camera.js")}#SimulatedCamera`;
-
-interface LogLine {
-  msg?: string;
-  url?: string;
-  level?: number;
-  [key: string]: unknown;
-}
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-/** A running `labthings-ts` process: its parsed stdout, its stderr, and its exit. */
-interface Cli {
-  child: ChildProcess;
-  lines: LogLine[];
-  /** stdout lines that were not JSON. */
-  rawLines: string[];
-  stderr: () => string;
-  /** Resolves once the process has exited and its output streams have closed. */
-  closed: Promise<Exit>;
-  waitForLog(predicate: (line: LogLine) => boolean, what: string): Promise<LogLine>;
-}
-
-const running = new Set<Cli>();
-
-function startCli(args: string[], cwd: string = process.cwd()): Cli {
-  const child = spawn(process.execPath, [CLI, "serve", "--log-format", "json", ...args], {
-    cwd,
-    env: { ...process.env, NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const lines: LogLine[] = [];
-  const rawLines: string[] = [];
-  const listeners = new Set<(line: LogLine) => void>();
-  let stderr = "";
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  createInterface({ input: child.stdout! }).on("line", (text) => {
-    let line: LogLine;
-    try {
-      line = JSON.parse(text) as LogLine;
-    } catch {
-      rawLines.push(text);
-      return;
-    }
-    lines.push(line);
-    for (const listener of [...listeners]) listener(line);
-  });
-  const closed = new Promise<Exit>((resolve, reject) => {
-    child.once("error", reject);
-    child.once("close", (code, signal) => resolve({ code, signal }));
-  });
-  const cli: Cli = {
-    child,
-    lines,
-    rawLines,
-    stderr: () => stderr,
-    closed,
-    waitForLog(predicate, what) {
-      const found = lines.find(predicate);
-      if (found) return Promise.resolve(found);
-      return within(
-        new Promise<LogLine>((resolve, reject) => {
-          const listener = (line: LogLine) => {
-            if (!predicate(line)) return;
-            listeners.delete(listener);
-            resolve(line);
-          };
-          listeners.add(listener);
-          closed.then((exit) => {
-            listeners.delete(listener);
-            reject(
-              new Error(
-                `the CLI exited (${JSON.stringify(exit)}) before logging ${what}\nstderr:\n${stderr}`,
-              ),
-            );
-          }, reject);
-        }),
-        what,
-      );
-    },
-  };
-  running.add(cli);
-  closed.finally(() => running.delete(cli));
-  return cli;
-}
-
-/** The "listening on …" line: its `url` is where the server answers. */
-async function listeningUrl(cli: Cli): Promise<string> {
-  const line = await cli.waitForLog(
-    (l) => typeof l.msg === "string" && l.msg.startsWith("listening on") && "url" in l,
-    "the 'listening on' log line",
-  );
-  expect(typeof line.url).toBe("string");
-  return line.url as string;
-}
 
 /** Run the CLI to its end (it is expected to fail fast) and return its exit and stderr. */
 async function runToExit(args: string[], cwd?: string): Promise<Exit & { stderr: string }> {
-  const cli = startCli(args, cwd);
+  const cli = startCli(args, { cwd });
   const exit = await within(cli.closed, `the CLI (${args.join(" ")}) to exit`);
   return { ...exit, stderr: cli.stderr() };
 }
 
-afterEach(async () => {
-  const children = [...running];
-  for (const cli of children) {
-    if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill("SIGKILL");
-  }
-  await Promise.all(children.map((cli) => within(cli.closed, "a killed child to exit")));
-});
+afterEach(killAll);
 
 /** A Thing in TypeScript with a decorated property, importing the built framework. */
 const lampSource = `import { Thing, property, Type } from ${JSON.stringify(FRAMEWORK)};
@@ -167,11 +60,9 @@ async function writeConfig(name: string, config: unknown): Promise<string> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CLI)) {
-    throw new Error(`${CLI} does not exist: run 'npm run build' first (npm test does it)`);
-  }
-  configDir = await mkdtemp(join(tmpdir(), "labthings-cli-config-"));
-  workDir = await mkdtemp(join(tmpdir(), "labthings-cli-cwd-"));
+  assertBuilt();
+  configDir = await tempDir("labthings-cli-config-");
+  workDir = await tempDir("labthings-cli-cwd-");
   await writeFile(join(configDir, "lamp.ts"), lampSource);
   await writeFile(join(configDir, "lamp.mts"), lampSource);
   await writeFile(join(configDir, "broken.mjs"), brokenSource);
@@ -182,11 +73,7 @@ beforeAll(async () => {
   await mkdir(join(workDir, "sub"));
 });
 
-afterAll(async () => {
-  await Promise.all(
-    [configDir, workDir].filter(Boolean).map((dir) => rm(dir, { recursive: true, force: true })),
-  );
-});
+afterAll(removeTempDirs);
 
 describe("labthings-ts serve", () => {
   it("--port 0 listens on a free port and serves the simulated microscope", async () => {
@@ -213,7 +100,7 @@ describe("labthings-ts serve", () => {
       const config = await writeConfig(`relative-${file}.json`, {
         things: { lamp: `./${file}#Lamp` },
       });
-      const cli = startCli(["--config", config, "--port", "0"], join(workDir, "sub"));
+      const cli = startCli(["--config", config, "--port", "0"], { cwd: join(workDir, "sub") });
       const url = await listeningUrl(cli);
 
       const things = (await (await fetch(`${url}/things/`)).json()) as Record<string, string>;
@@ -237,7 +124,9 @@ describe("labthings-ts serve", () => {
       port: 1,
       host: "localhost",
     });
-    const cli = startCli(["--config", config, "--port", "0", "--host", "127.0.0.1"], workDir);
+    const cli = startCli(["--config", config, "--port", "0", "--host", "127.0.0.1"], {
+      cwd: workDir,
+    });
     const url = await listeningUrl(cli);
     const { hostname, port } = new URL(url);
     expect(hostname).toBe("127.0.0.1");
@@ -311,7 +200,7 @@ describe("labthings-ts serve", () => {
 
     cli.child.kill("SIGTERM");
     const exit = await within(cli.closed, "the CLI to exit after SIGTERM");
-    expect(exit).toEqual({ code: 0, signal: null });
+    expect(exit).toEqual({ code: 0, signal: null, at: expect.any(Number) });
     expect(cli.lines.map((line) => line.msg)).toContain("shut down cleanly");
     const clean = cli.lines.find((line) => line.msg === "shut down cleanly");
     expect(clean).toMatchObject({ hungThings: [], failedThings: [], forced: false });

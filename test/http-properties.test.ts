@@ -4,12 +4,13 @@
  * and leaving the Thing unchanged), 503 while shutting down, and the server options
  * that shape the HTTP surface (apiPrefix, cors, OpenAPI/docs).
  */
-import { once } from "node:events";
-import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { property, Thing, ThingServer, type ThingServerOptions, Type } from "../src/index.js";
-import { within } from "./support/within.js";
+import { getJson, putJson } from "./support/json-http.js";
+import { expectProblem, expectRawProblem, type Problem } from "./support/problem.js";
+import { parseResponses, RawConnection } from "./support/raw-http.js";
+import { deferred, within } from "./support/within.js";
 
 /** Upper bound for any single wait on the network or on the server. */
 const WAIT_MS = 10_000;
@@ -22,62 +23,6 @@ function microscope(options: ThingServerOptions = {}): ThingServer {
     ],
     { port: 0, ...options },
   );
-}
-
-/** A promise with its resolve function (Promise.withResolvers needs Node 22). */
-function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
-
-async function getJson(url: string): Promise<unknown> {
-  const response = await fetch(url, { headers: { accept: "application/json" } });
-  expect(response.status, `GET ${url}`).toBe(200);
-  return response.json();
-}
-
-function putJson(url: string, value: unknown): Promise<Response> {
-  return fetch(url, {
-    method: "PUT",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(value),
-  });
-}
-
-interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  instance: string;
-  errors?: { field: string; rule: string; message: string }[];
-}
-
-/** The RFC 9457 members every error body must carry, and no stack trace. */
-function expectProblemShape(problem: Problem, status: number): void {
-  expect(problem).toMatchObject({
-    type: expect.any(String),
-    title: expect.any(String),
-    status,
-    detail: expect.any(String),
-    instance: expect.any(String),
-  });
-  expect(problem.type).not.toBe("");
-  expect(problem.title).not.toBe("");
-  expect(problem.detail).not.toBe("");
-  expect(problem.instance).not.toBe("");
-  expect(JSON.stringify(problem)).not.toMatch(/\n\s+at |\.ts:\d+|\.js:\d+/);
-}
-
-async function readProblem(response: Response, status: number): Promise<Problem> {
-  expect(response.status).toBe(status);
-  expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json\b/);
-  const problem = (await response.json()) as Problem;
-  expectProblemShape(problem, status);
-  return problem;
 }
 
 const servers: ThingServer[] = [];
@@ -378,7 +323,7 @@ describe("bad input is answered with Problem Details and changes nothing", () =>
       headers,
       body: row.body,
     });
-    const problem = await readProblem(response, row.status);
+    const problem = await expectProblem(response, row.status);
     if (row.allow !== undefined) expect(response.headers.get("allow")).toBe(row.allow);
     row.check?.(problem);
 
@@ -404,69 +349,6 @@ class Gate extends Thing {
     this.#stopEntered.resolve();
     await this.#release.promise;
   }
-}
-
-/** Collects what a raw socket receives; `until(pattern)` resolves once it has arrived. */
-class RawConnection {
-  text = "";
-  readonly closed: Promise<void>;
-  readonly #waiters: { pattern: RegExp; resolve: () => void }[] = [];
-
-  constructor(readonly socket: Socket) {
-    socket.setEncoding("latin1");
-    socket.on("data", (chunk: string) => {
-      this.text += chunk;
-      for (const waiter of [...this.#waiters]) {
-        if (waiter.pattern.test(this.text)) {
-          this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-          waiter.resolve();
-        }
-      }
-    });
-    socket.on("error", () => {});
-    this.closed = once(socket, "close").then(() => undefined);
-  }
-
-  static async open(port: number): Promise<RawConnection> {
-    const socket = connect({ host: "127.0.0.1", port });
-    await within(once(socket, "connect"), "the TCP connection");
-    return new RawConnection(socket);
-  }
-
-  until(pattern: RegExp, what: string): Promise<void> {
-    if (pattern.test(this.text)) return Promise.resolve();
-    const { promise, resolve } = deferred();
-    this.#waiters.push({ pattern, resolve });
-    return within(promise, what);
-  }
-}
-
-interface RawResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/** Split what a socket received into HTTP/1.1 responses (Content-Length framing only). */
-function parseResponses(raw: string): RawResponse[] {
-  const responses: RawResponse[] = [];
-  let rest = raw;
-  while (rest.length > 0) {
-    const end = rest.indexOf("\r\n\r\n");
-    if (end < 0) throw new Error(`incomplete response head: ${JSON.stringify(rest)}`);
-    const [statusLine, ...lines] = rest.slice(0, end).split("\r\n");
-    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine ?? "")?.[1]);
-    const headers: Record<string, string> = {};
-    for (const line of lines) {
-      const colon = line.indexOf(":");
-      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-    }
-    const length = status === 100 || status === 204 ? 0 : Number(headers["content-length"] ?? 0);
-    const body = rest.slice(end + 4, end + 4 + length);
-    responses.push({ status, headers, body });
-    rest = rest.slice(end + 4 + length);
-  }
-  return responses;
 }
 
 describe("shutdown", () => {
@@ -511,11 +393,8 @@ describe("shutdown", () => {
       expect(written?.status).toBe(204); // it began before the shutdown: it completes
       expect(gate.count).toBe(7);
       expect(more).toEqual([]);
-      expect(refused?.status).toBe(503);
-      expect(refused?.headers["content-type"]).toMatch(/^application\/problem\+json\b/);
+      const problem = expectRawProblem(refused, 503);
       expect(refused?.headers.connection).toBe("close");
-      const problem = JSON.parse(refused?.body ?? "") as Problem;
-      expectProblemShape(problem, 503);
       expect(problem.instance).toBe("/gate/count");
     } finally {
       gate.release();
@@ -543,8 +422,8 @@ describe("server options", () => {
       expect((await putJson(`${root}/api/camera/exposureTime`, 20_000)).status).toBe(204);
       expect(await getJson(`${root}/api/camera/exposureTime`)).toBe(20_000);
 
-      await readProblem(await fetch(`${root}/camera/exposureTime`), 404);
-      await readProblem(await fetch(`${root}/things/`), 404);
+      await expectProblem(await fetch(`${root}/camera/exposureTime`), 404);
+      await expectProblem(await fetch(`${root}/things/`), 404);
     } finally {
       await server.close();
     }

@@ -11,18 +11,11 @@ import sharp from "sharp";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { type ActionStatus, observeProperties, ThingServer } from "../src/index.js";
-import { killAll, listeningUrl, startCli } from "./support/actions-cli.js";
-import {
-  expectProblem,
-  getJson,
-  invoke,
-  pause,
-  pollStatus,
-  putJson,
-  RFC3339,
-  statusOf,
-  within,
-} from "./support/actions-http.js";
+import { invoke, pause, pollStatus, RFC3339, statusOf } from "./support/actions-http.js";
+import { killAll, listeningUrl, startCli } from "./support/cli-process.js";
+import { getJson, putJson } from "./support/json-http.js";
+import { expectProblem } from "./support/problem.js";
+import { within } from "./support/within.js";
 
 interface Position {
   x: number;
@@ -283,7 +276,7 @@ describe("SIGTERM to the real CLI during a long move", () => {
   });
 
   it("aborts the move and exits 0 at once, logging a clean shutdown", async () => {
-    const cli = startCli();
+    const cli = startCli(["--port", "0"]);
     const url = await listeningUrl(cli);
     const listening = cli.lines.find(
       (l) => typeof l.msg === "string" && l.msg.startsWith("listening"),

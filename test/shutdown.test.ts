@@ -9,161 +9,34 @@
  * `npm test` builds first (the `pretest` script); run `npm run build` before running this
  * file on its own. Needs Debian's `curl`.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
-import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
 import { get, type IncomingMessage } from "node:http";
-import { connect, type Socket } from "node:net";
-import { tmpdir } from "node:os";
+import { connect } from "node:net";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { within } from "./support/within.js";
+import {
+  assertBuilt,
+  FRAMEWORK,
+  killAll,
+  type LogLine,
+  listeningUrl,
+  STAGE,
+  startCli,
+  trackChild,
+} from "./support/cli-process.js";
+import { expectRawProblem } from "./support/problem.js";
+import { parseResponses, RawConnection } from "./support/raw-http.js";
+import { removeTempDirs, tempDir } from "./support/temp-dir.js";
+import { deferred, within } from "./support/within.js";
 
-const DIST = fileURLToPath(new URL("../dist/", import.meta.url));
-const CLI = join(DIST, "src/cli/main.js");
-/** The built framework, imported by absolute path from Thing files outside the project. */
-const FRAMEWORK = join(DIST, "src/index.js");
-const STAGE = `${join(DIST, "examples/microscope/stage.js")}#SimulatedStage`;
 const BOUNDARY = "frame";
 const CLOSING_DELIMITER = `--${BOUNDARY}--\r\n`;
 /** What the tests assert on SIGTERM → exit with open streams; the design target is 250 ms. */
 const CLEAN_EXIT_LIMIT_MS = 1000;
 
-// ─── waiting ──────────────────────────────────────────────────────────────────────────
-
-/** A promise with its resolve function (Promise.withResolvers needs Node 22). */
-function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
-
-// ─── the CLI as a child process ──────────────────────────────────────────────────────
-
-interface LogLine {
-  msg?: string;
-  level?: number;
-  [key: string]: unknown;
-}
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  /** performance.now() when the process exited. */
-  at: number;
-}
-
-interface Cli {
-  child: ChildProcess;
-  lines: LogLine[];
-  stderr: () => string;
-  /** Resolves once the process has exited (stdio may still be draining). */
-  exited: Promise<Exit>;
-  /** Resolves once the process has exited and its output streams have closed. */
-  closed: Promise<Exit>;
-  waitForLog(predicate: (line: LogLine) => boolean, what: string): Promise<LogLine>;
-  /** Send a signal; returns performance.now() just before sending. */
-  signal(signal: NodeJS.Signals): number;
-}
-
-const running = new Set<ChildProcess>();
-
-function startCli(args: string[]): Cli {
-  const child = spawn(
-    process.execPath,
-    [CLI, "serve", "--port", "0", "--log-format", "json", ...args],
-    {
-      env: { ...process.env, NO_COLOR: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  running.add(child);
-  const lines: LogLine[] = [];
-  const listeners = new Set<(line: LogLine) => void>();
-  let stderr = "";
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  createInterface({ input: child.stdout! }).on("line", (text) => {
-    let line: LogLine;
-    try {
-      line = JSON.parse(text) as LogLine;
-    } catch {
-      line = { msg: text, raw: true };
-    }
-    lines.push(line);
-    for (const listener of [...listeners]) listener(line);
-  });
-  const exited = new Promise<Exit>((resolve, reject) => {
-    child.once("error", reject);
-    child.once("exit", (code, signal) => resolve({ code, signal, at: performance.now() }));
-  });
-  const closed = new Promise<Exit>((resolve, reject) => {
-    child.once("error", reject);
-    child.once("close", () => {
-      running.delete(child);
-      resolve(exited);
-    });
-  });
-  return {
-    child,
-    lines,
-    stderr: () => stderr,
-    exited,
-    closed,
-    signal(signal) {
-      expect(child.exitCode, `the CLI is still running when it is sent ${signal}`).toBeNull();
-      const at = performance.now();
-      child.kill(signal);
-      return at;
-    },
-    waitForLog(predicate, what) {
-      const found = lines.find(predicate);
-      if (found) return Promise.resolve(found);
-      const { promise, resolve } = deferred<LogLine>();
-      const listener = (line: LogLine) => {
-        if (!predicate(line)) return;
-        listeners.delete(listener);
-        resolve(line);
-      };
-      listeners.add(listener);
-      const early = closed.then((exit) => {
-        listeners.delete(listener);
-        throw new Error(
-          `the CLI exited (${JSON.stringify(exit)}) before logging ${what}\nstderr:\n${stderr}`,
-        );
-      });
-      return within(Promise.race([promise, early]), what);
-    },
-  };
-}
-
-/** The "listening on …" line's `url`. */
-async function listeningUrl(cli: Cli): Promise<string> {
-  const line = await cli.waitForLog(
-    (l) => typeof l.msg === "string" && l.msg.startsWith("listening on") && "url" in l,
-    "the 'listening on' log line",
-  );
-  return line.url as string;
-}
-
 afterEach(async () => {
-  const children = [...running];
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  }
-  await Promise.all(
-    children.map((child) =>
-      child.exitCode === null && child.signalCode === null
-        ? within(once(child, "close"), "a killed child to exit")
-        : undefined,
-    ),
-  );
+  await killAll();
   for (const client of openClients) client.destroy();
   openClients.clear();
 });
@@ -347,7 +220,7 @@ interface CurlExit {
 /** `curl -sN URL`, its output parsed as it arrives. */
 function openCurl(url: string): { firstFrame: Promise<void>; finished: Promise<CurlExit> } {
   const child = spawn("curl", ["-sN", url], { stdio: ["ignore", "pipe", "pipe"] });
-  running.add(child);
+  trackChild(child);
   const first = deferred();
   const parser = new MjpegParser(() => first.resolve());
   child.stdout!.on("data", (chunk: Buffer) => parser.push(chunk));
@@ -355,7 +228,6 @@ function openCurl(url: string): { firstFrame: Promise<void>; finished: Promise<C
   const finished = new Promise<CurlExit>((resolve, reject) => {
     child.once("error", reject);
     child.once("close", (code, signal) => {
-      running.delete(child);
       if (parser.error) reject(new Error(`curl received a malformed stream: ${parser.error}`));
       else resolve({ code, signal, tail: parser.tail.toString("latin1"), closed: parser.closed });
     });
@@ -365,72 +237,11 @@ function openCurl(url: string): { firstFrame: Promise<void>; finished: Promise<C
 
 // ─── raw HTTP/1.1 on one connection ──────────────────────────────────────────────────
 
-class RawConnection {
-  text = "";
-  readonly closed: Promise<void>;
-  readonly #waiters: { test: (text: string) => boolean; resolve: () => void }[] = [];
-
-  private constructor(readonly socket: Socket) {
-    socket.setEncoding("latin1");
-    socket.on("data", (chunk: string) => {
-      this.text += chunk;
-      for (const waiter of [...this.#waiters]) {
-        if (waiter.test(this.text)) {
-          this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-          waiter.resolve();
-        }
-      }
-    });
-    socket.on("error", () => {});
-    this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
-    openClients.add(socket);
-  }
-
-  static async open(port: number): Promise<RawConnection> {
-    const socket = connect({ host: "127.0.0.1", port });
-    await within(once(socket, "connect"), "the TCP connection");
-    return new RawConnection(socket);
-  }
-
-  /** Wait until `count` whole responses have arrived. */
-  responses(count: number, what: string): Promise<void> {
-    const test = (text: string) => parseResponses(text).length >= count;
-    if (test(this.text)) return Promise.resolve();
-    const { promise, resolve } = deferred();
-    this.#waiters.push({ test, resolve });
-    return within(promise, what);
-  }
-}
-
-interface RawResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/**
- * Split what a socket received into HTTP/1.1 responses (Content-Length framing only);
- * an incomplete last response is left out.
- */
-function parseResponses(raw: string): RawResponse[] {
-  const responses: RawResponse[] = [];
-  let rest = raw;
-  while (rest.length > 0) {
-    const end = rest.indexOf("\r\n\r\n");
-    if (end < 0) break;
-    const [statusLine, ...lines] = rest.slice(0, end).split("\r\n");
-    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine ?? "")?.[1]);
-    const headers: Record<string, string> = {};
-    for (const line of lines) {
-      const colon = line.indexOf(":");
-      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-    }
-    const length = status === 100 || status === 204 ? 0 : Number(headers["content-length"] ?? 0);
-    if (rest.length < end + 4 + length) break;
-    responses.push({ status, headers, body: rest.slice(end + 4, end + 4 + length) });
-    rest = rest.slice(end + 4 + length);
-  }
-  return responses;
+/** A raw connection that afterEach destroys. */
+async function openRaw(port: number): Promise<RawConnection> {
+  const connection = await RawConnection.open(port);
+  openClients.add(connection.socket);
+  return connection;
 }
 
 /** Try a new TCP connection: "refused" (ECONNREFUSED) or "connected". */
@@ -469,10 +280,8 @@ let fixtures: string;
 let stuckConfig: string;
 
 beforeAll(async () => {
-  if (!existsSync(CLI)) {
-    throw new Error(`${CLI} does not exist: run 'npm run build' first (npm test does it)`);
-  }
-  fixtures = await mkdtemp(join(tmpdir(), "labthings-shutdown-"));
+  assertBuilt();
+  fixtures = await tempDir("labthings-shutdown-");
   await writeFile(join(fixtures, "stuck.ts"), stuckSource);
   stuckConfig = join(fixtures, "stuck.json");
   await writeFile(
@@ -481,9 +290,7 @@ beforeAll(async () => {
   );
 });
 
-afterAll(async () => {
-  if (fixtures) await rm(fixtures, { recursive: true, force: true });
-});
+afterAll(removeTempDirs);
 
 const stopEntered = (line: LogLine) => line.fixture === "stuck";
 
@@ -491,7 +298,7 @@ const stopEntered = (line: LogLine) => line.fixture === "stuck";
 
 describe("SIGTERM / SIGINT with open MJPEG streams", () => {
   it("SIGTERM with 50 node:http streams and curl: every stream ends cleanly, exit 0, fast", async () => {
-    const cli = startCli([]);
+    const cli = startCli(["--port", "0"]);
     const url = await listeningUrl(cli);
     const streamUrl = `${url}/camera/stream`;
     const clients = Array.from({ length: 50 }, () => openStream(streamUrl));
@@ -542,7 +349,7 @@ describe("SIGTERM / SIGINT with open MJPEG streams", () => {
   });
 
   it("SIGINT behaves like SIGTERM: open stream ended cleanly, exit 0", async () => {
-    const cli = startCli([]);
+    const cli = startCli(["--port", "0"]);
     const url = await listeningUrl(cli);
     const client = openStream(`${url}/camera/stream`);
     const preview = openStream(`${url}/camera/preview`);
@@ -574,7 +381,7 @@ describe("SIGTERM / SIGINT with open MJPEG streams", () => {
 
 describe("a Thing whose stop() never returns", () => {
   it("the deadline (--shutdown-timeout 800) ends the process: non-zero, on time, naming the Thing", async () => {
-    const cli = startCli(["--config", stuckConfig, "--shutdown-timeout", "800"]);
+    const cli = startCli(["--port", "0", "--config", stuckConfig, "--shutdown-timeout", "800"]);
     await listeningUrl(cli);
 
     const sentAt = cli.signal("SIGTERM");
@@ -604,7 +411,7 @@ describe("a Thing whose stop() never returns", () => {
   it.each(["SIGTERM", "SIGINT"] as const)(
     "a second signal (%s) during a slow shutdown exits at once, non-zero",
     async (second) => {
-      const cli = startCli(["--config", stuckConfig, "--shutdown-timeout", "20000"]);
+      const cli = startCli(["--port", "0", "--config", stuckConfig, "--shutdown-timeout", "20000"]);
       await listeningUrl(cli);
 
       cli.signal("SIGTERM");
@@ -623,11 +430,11 @@ describe("a Thing whose stop() never returns", () => {
   );
 
   it("while shutting down: 503 Problem Details on an open keep-alive connection, new connections refused", async () => {
-    const cli = startCli(["--config", stuckConfig, "--shutdown-timeout", "20000"]);
+    const cli = startCli(["--port", "0", "--config", stuckConfig, "--shutdown-timeout", "20000"]);
     const url = await listeningUrl(cli);
     const port = Number(new URL(url).port);
-    const active = await RawConnection.open(port);
-    const idle = await RawConnection.open(port);
+    const active = await openRaw(port);
+    const idle = await openRaw(port);
 
     // A keep-alive connection: one request answered, the connection stays open.
     active.socket.write("GET /stage/speed HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
@@ -666,10 +473,8 @@ describe("a Thing whose stop() never returns", () => {
     expect(continued?.status).toBe(100);
     expect(written?.status).toBe(204); // begun before the signal: it completes
     expect(more).toEqual([]);
-    expect(refused?.status).toBe(503);
-    expect(refused?.headers["content-type"]).toMatch(/^application\/problem\+json\b/);
+    const problem = expectRawProblem(refused, 503);
     expect(refused?.headers.connection).toBe("close");
-    const problem = JSON.parse(refused?.body ?? "") as Record<string, unknown>;
     expect(problem).toMatchObject({ status: 503, title: expect.any(String) });
     expect(problem.instance).toBe("/stage/speed");
 

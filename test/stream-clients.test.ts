@@ -8,8 +8,7 @@
  * `playwright-core` (which never downloads a browser here).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium } from "playwright-core";
@@ -17,6 +16,8 @@ import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { ThingServer } from "../src/index.js";
+import { killAll, trackChild } from "./support/cli-process.js";
+import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { within } from "./support/within.js";
 
 /** Upper bound for any single wait on a child process, the browser or the network. */
@@ -55,15 +56,13 @@ interface Finished {
   stderr: string;
 }
 
-const children = new Set<ChildProcess>();
-
 /** Start a tool; `finished` resolves when it has exited and its output is read. */
 function run(
   command: string,
   args: string[],
 ): { child: ChildProcess; finished: Promise<Finished> } {
   const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
-  children.add(child);
+  trackChild(child);
   let stdout = "";
   let stderr = "";
   child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
@@ -75,7 +74,6 @@ function run(
   const finished = new Promise<Finished>((resolve, reject) => {
     child.once("error", reject);
     child.once("close", (code, signal) => {
-      children.delete(child);
       resolve({ code, signal, stdout, stderr });
     });
   });
@@ -95,19 +93,13 @@ beforeEach(async () => {
     { port: 0 },
   );
   url = await server.start();
-  scratch = await mkdtemp(join(tmpdir(), "labthings-stream-clients-"));
+  scratch = await tempDir("labthings-stream-clients-");
 });
 
 afterEach(async () => {
-  const left = [...children];
-  for (const child of left) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  }
-  await Promise.all(
-    left.map((child) => within(new Promise((r) => child.once("close", r)), "a killed child")),
-  );
+  await killAll();
   await within(server.close(), "server.close()");
-  await rm(scratch, { recursive: true, force: true });
+  await removeTempDirs();
 });
 
 describe("ffmpeg (mpjpeg demuxer)", () => {

@@ -19,6 +19,7 @@ import {
   ThingServer,
   Type,
 } from "../src/index.js";
+import { getJson } from "./support/json-http.js";
 
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -323,13 +324,6 @@ function checkContract(td: ThingDescription, expectedBase: string): void {
     ...Object.keys(td.events ?? {}),
   ];
   expect(new Set(names).size).toBe(names.length);
-}
-
-/** Read the JSON text of a response, asserting it succeeded. */
-async function getJson(url: string, accept = "application/json"): Promise<unknown> {
-  const response = await fetch(url, { headers: { accept } });
-  expect(response.status, url).toBe(200);
-  return response.json();
 }
 
 // ---------- the suite ----------

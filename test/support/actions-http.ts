@@ -1,30 +1,18 @@
 /**
- * Helpers for the action tests: bounded waits, JSON requests, polling an invocation's
- * status URL, Problem Details checks, raw HTTP requests (paths sent byte for byte, which
- * `fetch` would normalise) and a gate an action can wait on.
+ * Helpers for the action tests: invoking an action, polling an invocation's status URL,
+ * bounded polls of any condition, and a gate an action can wait on. JSON requests are in
+ * json-http.ts, Problem Details checks in problem.ts, raw HTTP requests in raw-http.ts.
  */
-import { request } from "node:http";
 import { expect } from "vitest";
-import { within } from "./within.js";
-
-export { within };
-
 import type { ActionStatus } from "../../src/index.js";
+import { getJson, postJson } from "./json-http.js";
+import { deferred } from "./within.js";
 
 /** Upper bound for any single wait on the network or on the server. */
 export const WAIT_MS = 10_000;
 
 /** Pause between two polls of a status URL (a poll interval, not a wait for an outcome). */
 const POLL_INTERVAL_MS = 10;
-
-/** A promise with its resolve function (Promise.withResolvers needs Node 22). */
-export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
 
 /**
  * A gate an action waits on until the test opens it: makes "while it runs" a state the
@@ -56,29 +44,6 @@ export class Gate {
       });
     });
   }
-}
-
-export function postJson(url: string, body?: unknown): Promise<Response> {
-  return fetch(url, {
-    method: "POST",
-    ...(body === undefined
-      ? {}
-      : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
-  });
-}
-
-export function putJson(url: string, value: unknown): Promise<Response> {
-  return fetch(url, {
-    method: "PUT",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(value),
-  });
-}
-
-export async function getJson<T = unknown>(url: string): Promise<T> {
-  const response = await fetch(url, { headers: { accept: "application/json" } });
-  expect(response.status, `GET ${url}`).toBe(200);
-  return (await response.json()) as T;
 }
 
 /** POST an asynchronous action: expects 201 with a Location that is the status's href. */
@@ -150,65 +115,5 @@ export function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  instance: string;
-  errors?: { field: string; rule: string; message: string }[];
-}
-
-/** The response is RFC 9457 Problem Details with `status`, and carries no stack trace. */
-export async function expectProblem(response: Response, status: number): Promise<Problem> {
-  const text = await response.text();
-  expect(response.status, text).toBe(status);
-  expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
-  const problem = JSON.parse(text) as Problem;
-  expect(problem).toMatchObject({
-    type: expect.any(String),
-    title: expect.any(String),
-    status,
-    detail: expect.any(String),
-    instance: expect.any(String),
-  });
-  expect(text).not.toMatch(/\n\s+at /);
-  expect(text).not.toMatch(/\\n\s+at /);
-  return problem;
-}
-
 /** RFC 3339 date-time as `Date.toISOString()` writes it (UTC). */
 export const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-
-export interface RawResponse {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-}
-
-/** GET with the path sent exactly as given (no `..` or `%2e` normalisation). */
-export function rawGet(base: string, path: string): Promise<RawResponse> {
-  const url = new URL(base);
-  return within(
-    new Promise<RawResponse>((resolve, reject) => {
-      const req = request(
-        { host: url.hostname, port: url.port, path, method: "GET", agent: false },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (chunk: Buffer) => chunks.push(chunk));
-          res.on("end", () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              body: Buffer.concat(chunks),
-            }),
-          );
-          res.on("error", reject);
-        },
-      );
-      req.on("error", reject);
-      req.end();
-    }),
-    `GET ${path}`,
-  );
-}

@@ -16,3 +16,12 @@ export async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS)
     clearTimeout(timer);
   }
 }
+
+/** A promise with its resolve function (Promise.withResolvers needs Node 22). */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
