@@ -26,7 +26,7 @@ export interface FrameSink {
   write(chunk: Buffer): boolean;
   end(chunk?: Buffer): unknown;
   destroy(): unknown;
-  once(event: "drain", listener: () => void): unknown;
+  on(event: "drain", listener: () => void): unknown;
   readonly writableLength: number;
 }
 
@@ -72,7 +72,9 @@ export class MjpegClient {
   framesSent = 0;
   framesDropped = 0;
   #pending: FramedFrame | undefined;
-  #waitingSince: number | undefined;
+  // Hot path (every client, every frame): a boolean and plain numbers, no listener churn.
+  #waiting = false;
+  #waitingSince = 0;
   #lastWriteAt = 0;
   #ended = false;
 
@@ -80,6 +82,8 @@ export class MjpegClient {
     private readonly sink: FrameSink,
     readonly options: ClientOptions,
   ) {
+    // One listener for the client's life rather than a `once` per full socket.
+    sink.on("drain", this.#onDrain);
     if (options.advanceHeaders) sink.write(ADVANCE_HEADERS);
   }
 
@@ -87,41 +91,45 @@ export class MjpegClient {
     return this.#ended;
   }
 
-  /** Write now, or hold as the one pending frame (replacing, and so dropping, an older one). */
-  offer(framed: FramedFrame): void {
+  /**
+   * Write now, or hold as the one pending frame (replacing, and so dropping, an older
+   * one). `now` is the caller's clock reading, shared by every client of a frame.
+   */
+  offer(framed: FramedFrame, now: number): void {
     if (this.#ended) return;
-    if (this.#waitingSince !== undefined) {
+    if (this.#waiting) {
       if (this.#pending) this.framesDropped += 1;
       this.#pending = framed;
       return;
     }
-    this.#write(framed);
+    this.#write(framed, now);
   }
 
-  #write(framed: FramedFrame): void {
+  #write(framed: FramedFrame, now: number): void {
     const ok = this.sink.write(this.options.advanceHeaders ? framed.advance : framed.standard);
     this.framesSent += 1;
-    this.#lastWriteAt = performance.now();
+    this.#lastWriteAt = now;
     if (!ok) {
-      this.#waitingSince = this.#lastWriteAt;
-      this.sink.once("drain", this.#onDrain);
+      this.#waiting = true;
+      this.#waitingSince = now;
     }
   }
 
   #onDrain = (): void => {
-    this.#waitingSince = undefined;
+    if (!this.#waiting) return;
+    this.#waiting = false;
     const pending = this.#pending;
     this.#pending = undefined;
-    if (pending && !this.#ended) this.#write(pending);
+    if (pending && !this.#ended) this.#write(pending, performance.now());
   };
 
   /** Milliseconds the socket has been full, 0 when it is not. */
   stalledFor(now: number): number {
-    return this.#waitingSince === undefined ? 0 : now - this.#waitingSince;
+    return this.#waiting ? now - this.#waitingSince : 0;
   }
 
   idleFor(now: number): number {
-    return this.#waitingSince === undefined ? now - this.#lastWriteAt : 0;
+    return this.#waiting ? 0 : now - this.#lastWriteAt;
   }
 
   /** Clean end: the closing delimiter, then end of response (the last frame stays on screen). */
@@ -187,7 +195,7 @@ export class MjpegFanout implements StreamClientSource {
   attach(sink: FrameSink, options: ClientOptions): MjpegClient {
     const client = new MjpegClient(sink, options);
     this.#clients.add(client);
-    if (this.#latest) client.offer(this.#latest);
+    if (this.#latest) client.offer(this.#latest, performance.now());
     this.#timer ??= setInterval(() => this.#sweep(), 250).unref();
     return client;
   }
@@ -217,7 +225,8 @@ export class MjpegFanout implements StreamClientSource {
   #publish(frame: Frame): void {
     const framed = new FramedFrame(frame);
     this.#latest = framed;
-    for (const client of this.#clients) client.offer(framed);
+    const now = performance.now();
+    for (const client of this.#clients) client.offer(framed, now);
   }
 
   /** Drop stalled clients; re-send the last frame to idle ones so browsers display it. */
@@ -236,7 +245,7 @@ export class MjpegFanout implements StreamClientSource {
         );
         client.destroy();
       } else if (this.#latest && client.idleFor(now) >= resendAfterMs) {
-        client.offer(this.#latest);
+        client.offer(this.#latest, now);
       }
     }
   }
