@@ -91,3 +91,9 @@ export class ThingLifecycleError extends LabThingsError {
     super(`Thing '${thing}' failed to ${phase}: ${message}`, options);
   }
 }
+
+/** The resource cannot be served in a media type the client accepts, e.g. SSE of a non-observable property (406). */
+export class NotAcceptableError extends LabThingsError {
+  override readonly status = 406;
+  override readonly problemType = "not-acceptable";
+}

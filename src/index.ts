@@ -42,6 +42,7 @@ export {
 } from "./model/action.js";
 export type { ThingClass } from "./model/declarations.js";
 export { affordancesOf } from "./model/declarations.js";
+export { type EventOptions, event, ThingEvent } from "./model/event.js";
 export type { ThingLogger } from "./model/logger.js";
 export {
   type Frame,
@@ -64,4 +65,5 @@ export {
 export type { BlobReference } from "./runtime/blob-store.js";
 export { ExposedThing } from "./runtime/exposed-thing.js";
 export type { ActionStatus, InvocationStatus } from "./runtime/invocation.js";
+export type { Notification, NotificationKind } from "./runtime/observation-hub.js";
 export type { ThingEntry } from "./runtime/thing-registry.js";

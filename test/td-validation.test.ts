@@ -215,6 +215,14 @@ function withNestedDefaults(schema: unknown): void {
 function defaultsGaps(td: ThingDescription): string[] {
   const copy = structuredClone(td);
   for (const affordance of Object.values(copy.properties ?? {})) withNestedDefaults(affordance);
+  // Event data schemas too.
+  for (const affordance of Object.values(copy.events ?? {}) as Record<string, unknown>[]) {
+    const schema = affordance.data as Record<string, unknown> | undefined;
+    if (!schema) continue;
+    schema.readOnly ??= false;
+    schema.writeOnly ??= false;
+    withNestedDefaults(schema);
+  }
   // Action inputs, outputs and URI variables are data schemas too, written by the user.
   for (const affordance of Object.values(copy.actions ?? {}) as Record<string, unknown>[]) {
     for (const key of ["input", "output"]) {
@@ -308,13 +316,39 @@ function checkContract(td: ThingDescription, expectedBase: string): void {
   if (anyWritable) expect(topOps).toContain("writemultipleproperties");
   else expect(topOps).not.toContain("writemultipleproperties");
 
+  // Observable properties add one SSE form (HTTP SSE Profile) for observe/unobserve.
+  const observe = (p: { observable?: boolean }) =>
+    p.observable === true ? ["observeproperty", "unobserveproperty"] : [];
   for (const [name, p] of properties) {
-    const ops = opsOf(p.forms as Forms);
-    if (p.readOnly === true) expect(ops, name).toEqual(["readproperty"]);
-    if (p.writeOnly === true) expect(ops, name).toEqual(["writeproperty"]);
-    if (p.readOnly !== true && p.writeOnly !== true) {
-      expect([...ops].sort(), name).toEqual(["readproperty", "writeproperty"]);
+    const ops = [...opsOf(p.forms as Forms)].sort();
+    if (p.readOnly === true) expect(ops, name).toEqual(["readproperty", ...observe(p)].sort());
+    if (p.writeOnly === true) {
+      expect(p.observable, name).toBe(false);
+      expect(ops, name).toEqual(["writeproperty"]);
     }
+    if (p.readOnly !== true && p.writeOnly !== true) {
+      expect(ops, name).toEqual(["readproperty", "writeproperty", ...observe(p)].sort());
+    }
+    for (const form of p.forms as Forms) {
+      if (opsOf([form]).includes("observeproperty")) {
+        expect(form, name).toMatchObject({
+          href: name,
+          subprotocol: "sse",
+          "htv:methodName": "GET",
+        });
+      }
+    }
+  }
+  if (properties.some(([, p]) => p.observable === true)) {
+    expect(topOps).toEqual(
+      expect.arrayContaining(["observeallproperties", "unobserveallproperties"]),
+    );
+  }
+  for (const [name, e] of Object.entries(td.events ?? {})) {
+    const forms = e.forms as Forms;
+    expect(opsOf(forms).sort(), name).toEqual(["subscribeevent", "unsubscribeevent"]);
+    expect(forms[0], name).toMatchObject({ href: name, subprotocol: "sse" });
+    expect(topOps).toEqual(expect.arrayContaining(["subscribeallevents", "unsubscribeallevents"]));
   }
 
   // Names are unique across all affordances (they share the Thing's URL space).
@@ -442,6 +476,11 @@ describe("Thing Descriptions served at the root", () => {
     expect(p.bench_label?.forms).toEqual([
       expect.objectContaining({ href: "bench_label", op: ["readproperty"] }),
       expect.objectContaining({ href: "bench_label", op: ["writeproperty"] }),
+      expect.objectContaining({
+        href: "bench_label",
+        op: ["observeproperty", "unobserveproperty"],
+        subprotocol: "sse",
+      }),
     ]);
     expect(p.temperature?.description).toBe("Bench temperature (read-only, stored).");
   });

@@ -13,7 +13,7 @@ import {
   thingSlot,
 } from "../src/index.js";
 import { silentLogger } from "../src/model/logger.js";
-import { SchemaValidator } from "../src/runtime/schema-validator.js";
+import { SchemaValidator } from "../src/model/schema-validator.js";
 import { ThingRegistry } from "../src/runtime/thing-registry.js";
 
 class Heater extends Thing {

@@ -1,5 +1,14 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { type ActionContext, action, property, type Static, Thing, Type } from "../../src/index.js";
+import {
+  type ActionContext,
+  action,
+  event,
+  property,
+  type Static,
+  Thing,
+  ThingEvent,
+  Type,
+} from "../../src/index.js";
 
 export const Position = Type.Object(
   {
@@ -10,6 +19,14 @@ export const Position = Type.Object(
   { additionalProperties: false },
 );
 export type Position = Static<typeof Position>;
+
+export const LimitReached = Type.Object(
+  {
+    requested: Position,
+    reached: Position,
+  },
+  { additionalProperties: false },
+);
 
 export const StageOptions = Type.Object(
   {
@@ -125,9 +142,21 @@ export class SimulatedStage extends Thing {
    * "stage" lock. Resolves with the final position; on abort, rejects and leaves
    * `position` where the stage stopped.
    */
+  /** A move asked for a position outside the travel range and stopped at its edge. */
+  @event({
+    data: LimitReached,
+    title: "Travel limit reached",
+    description:
+      "A move was clamped to the travel range: where it was asked to go, and where it stops.",
+  })
+  readonly limitReached = new ThingEvent<Static<typeof LimitReached>>();
+
   async moveTo(target: Position, options: MoveOptions = {}): Promise<Position> {
     const from = this.position;
     const to = this.clamp(target);
+    if (to.x !== target.x || to.y !== target.y || to.z !== target.z) {
+      this.limitReached.emit({ requested: target, reached: to });
+    }
     const distance = Math.max(
       Math.abs(to.x - from.x),
       Math.abs(to.y - from.y),

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { ConfigError } from "../errors.js";
-import { SchemaValidator } from "../runtime/schema-validator.js";
+import { SchemaValidator } from "../model/schema-validator.js";
 import { ServerConfig } from "./config-schema.js";
 
 /** A validated config, with the folder its relative paths resolve against. */

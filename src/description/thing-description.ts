@@ -4,10 +4,12 @@
  */
 import type { TSchema } from "@sinclair/typebox";
 import type { ActionDeclaration } from "../model/action.js";
+import type { EventDeclaration } from "../model/event.js";
 import type { ExposedProperty, ExposedThing } from "../runtime/exposed-thing.js";
 
 export const TD_CONTEXT = "https://www.w3.org/2022/wot/td/v1.1";
 export const HTTP_BASIC_PROFILE = "https://www.w3.org/2022/wot/profile/http-basic/v1";
+export const HTTP_SSE_PROFILE = "https://www.w3.org/2022/wot/profile/http-sse/v1";
 /** Vocabulary for `htv:methodName` in forms. */
 const HTTP_VOCABULARY = { htv: "http://www.w3.org/2011/http#" };
 
@@ -81,8 +83,27 @@ function propertyAffordance(property: ExposedProperty): Record<string, unknown> 
   if (declaration.description) affordance.description = declaration.description;
   affordance.readOnly = !property.writable;
   affordance.writeOnly = !property.readable;
-  affordance.observable = false;
+  const observable = property.readable && declaration.observable;
+  affordance.observable = observable;
+  if (observable) forms.push(sseForm(property.name, ["observeproperty", "unobserveproperty"]));
   affordance.forms = forms;
+  return affordance;
+}
+
+/**
+ * A server-sent-events form (HTTP SSE Profile): GET with `Accept: text/event-stream`;
+ * each message's data is JSON. Closing the connection unsubscribes.
+ */
+function sseForm(href: string, op: string[]): Form {
+  return { href, op, subprotocol: "sse", contentType: JSON_TYPE, "htv:methodName": "GET" };
+}
+
+function eventAffordance(declaration: EventDeclaration): Record<string, unknown> {
+  const affordance: Record<string, unknown> = {};
+  if (declaration.title) affordance.title = declaration.title;
+  if (declaration.description) affordance.description = declaration.description;
+  if (declaration.data) affordance.data = dataSchema(declaration.data);
+  affordance.forms = [sseForm(declaration.name, ["subscribeevent", "unsubscribeevent"])];
   return affordance;
 }
 
@@ -146,7 +167,12 @@ export class ThingDescriptionBuilder {
     for (const declaration of exposed.actions.values()) {
       actions[declaration.name] = actionAffordance(declaration);
     }
+    const events: Record<string, Record<string, unknown>> = {};
+    for (const declaration of exposed.events.values()) {
+      events[declaration.name] = eventAffordance(declaration);
+    }
     const writable = [...exposed.properties.values()].some((p) => p.writable);
+    const observable = Object.values(properties).some((p) => p.observable === true);
     const forms: Form[] = [
       {
         href: "properties",
@@ -171,6 +197,11 @@ export class ThingDescriptionBuilder {
         "htv:methodName": "PUT",
       });
     }
+    if (observable)
+      forms.push(sseForm("properties", ["observeallproperties", "unobserveallproperties"]));
+    if (Object.keys(events).length > 0) {
+      forms.push(sseForm("events", ["subscribeallevents", "unsubscribeallevents"]));
+    }
     // Streams are links, not properties: a client reading every property must never hang.
     const links = [...exposed.streams.values()].flatMap(({ name }) => [
       { href: name, rel: "alternate", type: "multipart/x-mixed-replace" },
@@ -180,12 +211,12 @@ export class ThingDescriptionBuilder {
       "@context": [TD_CONTEXT, HTTP_VOCABULARY],
       title: exposed.title,
       ...(exposed.description ? { description: exposed.description } : {}),
-      profile: [HTTP_BASIC_PROFILE],
+      profile: [HTTP_BASIC_PROFILE, HTTP_SSE_PROFILE],
       securityDefinitions: securityDefinitions,
       security: Object.keys(securityDefinitions),
       properties,
       actions,
-      events: {},
+      events,
       ...(links.length > 0 ? { links } : {}),
       forms,
     };

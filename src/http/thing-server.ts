@@ -9,6 +9,7 @@
  *   open and the report names what hung.
  */
 import cors from "@fastify/cors";
+import websocketPlugin from "@fastify/websocket";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -21,18 +22,22 @@ import { ThingDescriptionBuilder } from "../description/thing-description.js";
 import { NotFoundError, UnavailableError } from "../errors.js";
 import { BlobStore } from "../runtime/blob-store.js";
 import { InvocationManager } from "../runtime/invocation-manager.js";
+import { ObservationHub } from "../runtime/observation-hub.js";
 import { settleWithin } from "../runtime/settle.js";
 import type { ThingEntry } from "../runtime/thing-registry.js";
 import { ThingRegistry } from "../runtime/thing-registry.js";
+import { EventStreams } from "./event-stream.js";
 import { LongLivedRegistry } from "./long-lived-registry.js";
 import { registerDocsPages, registerOpenApi } from "./openapi.js";
 import { handleError, sendProblem, toProblem } from "./problem-details.js";
 import type { RouteContext } from "./route-context.js";
 import { blobPath, registerActionRoutes } from "./routes/actions.js";
 import { registerDescriptionRoutes } from "./routes/descriptions.js";
+import { registerEventRoutes } from "./routes/events.js";
 import { registerIndexPage } from "./routes/index-page.js";
 import { registerPropertyRoutes } from "./routes/properties.js";
 import { registerStreamRoutes } from "./routes/streams.js";
+import { registerWebSocketRoutes } from "./routes/websocket.js";
 
 export interface ThingServerOptions {
   /** Interface to bind; default `127.0.0.1` (loopback only). */
@@ -92,6 +97,8 @@ export class ThingServer {
   readonly longLived = new LongLivedRegistry();
   readonly invocations: InvocationManager;
   readonly blobs = new BlobStore();
+  /** Property changes, events and invocation updates, numbered, for SSE and websockets. */
+  readonly observation: ObservationHub;
   readonly logger: Logger;
   readonly #options: ThingServerOptions;
   readonly #prefix: string;
@@ -113,6 +120,7 @@ export class ThingServer {
       retentionMs: options.actionRetentionMs,
       maxRetained: options.maxRetainedInvocations,
     });
+    this.observation = new ObservationHub(this.registry, this.invocations, this.logger);
   }
 
   /** The Fastify instance (after `start()`), for tests and for adding routes. */
@@ -211,6 +219,7 @@ export class ThingServer {
       for (const stream of exposed.streams.values()) stream.fanout.dispose();
     }
     this.invocations.dispose();
+    this.observation.dispose();
     await this.blobs.dispose();
     report.durationMs = performance.now() - started;
     return report;
@@ -273,7 +282,20 @@ export class ThingServer {
         new ThingDescriptionBuilder(exposed),
       ]),
     );
-    const context: RouteContext = { registry: this.registry, descriptions, prefix: this.#prefix };
+    const context: RouteContext = {
+      registry: this.registry,
+      descriptions,
+      prefix: this.#prefix,
+      eventStreams: new EventStreams(this.observation, this.longLived, this.logger),
+    };
+    // Websockets are ended by the long-lived registry (close 1001); at close this plugin
+    // only stops accepting new ones (its default would close them with no code first).
+    await app.register(websocketPlugin, {
+      options: { maxPayload: 64 * 1024 },
+      preClose: function (this: FastifyInstance, done: () => void) {
+        this.websocketServer.close(() => done());
+      },
+    });
     await app.register(
       async (api) => {
         registerIndexPage(api, context);
@@ -281,6 +303,13 @@ export class ThingServer {
         registerPropertyRoutes(api, context);
         registerStreamRoutes(api, context, this.longLived);
         registerActionRoutes(api, { ...context, invocations: this.invocations, blobs: this.blobs });
+        registerEventRoutes(api, context);
+        registerWebSocketRoutes(api, {
+          ...context,
+          hub: this.observation,
+          longLived: this.longLived,
+          logger: this.logger,
+        });
         await registerDocsPages(api);
       },
       { prefix: this.#prefix },

@@ -6,6 +6,7 @@
 import type { TSchema } from "@sinclair/typebox";
 import { ThingDefinitionError } from "../errors.js";
 import type { ActionDeclaration } from "./action.js";
+import type { EventDeclaration } from "./event.js";
 
 // Node 20 has no Symbol.metadata; TypeScript's and esbuild's decorator helpers both
 // pick this one up (esbuild falls back to the same registered symbol).
@@ -42,8 +43,12 @@ export interface StreamDeclaration {
   readonly description?: string;
 }
 
-/** The kinds of affordance a Thing can declare; grows as events land. */
-export type AffordanceDeclaration = PropertyDeclaration | ActionDeclaration | StreamDeclaration;
+/** The kinds of affordance a Thing can declare. */
+export type AffordanceDeclaration =
+  | PropertyDeclaration
+  | ActionDeclaration
+  | EventDeclaration
+  | StreamDeclaration;
 
 /** A class of Thing, abstract ones included (slots may name a base class). */
 // biome-ignore lint/suspicious/noExplicitAny: constructors of any signature

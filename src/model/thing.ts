@@ -1,8 +1,15 @@
+import { InvalidInputError, ThingDefinitionError } from "../errors.js";
+import type { ThingClass } from "./declarations.js";
+import { affordancesOf } from "./declarations.js";
 import type { ThingLogger } from "./logger.js";
 import { silentLogger } from "./logger.js";
+import { describeFieldErrors, SchemaValidator } from "./schema-validator.js";
 
 /** Called with the property's wire name and its new value. */
 export type PropertyChangeListener = (name: string, value: unknown) => void;
+
+/** Called with the event's wire name and its (validated) data. */
+export type EventListener = (name: string, data: unknown) => void;
 
 /**
  * What a running server gives a Thing: its name and a logger. This small seam is all
@@ -13,11 +20,15 @@ export interface ThingHost {
   readonly logger: ThingLogger;
   /** Every readable property of every Thing on the server, by Thing name. */
   readAllThings(): Record<string, Record<string, unknown>>;
+  /** The server's validator (shared compiled schemas). */
+  readonly validator: SchemaValidator;
 }
 
 const BRAND = Symbol.for("labthings-ts.Thing");
 const HOST = Symbol.for("labthings-ts.host");
 const LISTENERS = Symbol.for("labthings-ts.listeners");
+const EVENT_LISTENERS = Symbol.for("labthings-ts.eventListeners");
+const OWN_VALIDATOR = Symbol.for("labthings-ts.ownValidator");
 
 /**
  * Base class of every Thing. Declare affordances with the decorators
@@ -41,6 +52,8 @@ export abstract class Thing {
   declare readonly [BRAND]: true;
   private [HOST]: ThingHost | undefined;
   private readonly [LISTENERS] = new Set<PropertyChangeListener>();
+  private readonly [EVENT_LISTENERS] = new Set<EventListener>();
+  private [OWN_VALIDATOR]: SchemaValidator | undefined;
 
   /** The name the server gave this Thing (its URL segment); the class name when detached. */
   get name(): string {
@@ -58,6 +71,29 @@ export abstract class Thing {
    */
   protected readServerState(): Record<string, Record<string, unknown>> {
     return this[HOST]?.readAllThings() ?? {};
+  }
+
+  /**
+   * Emit a declared event: the data is validated against the event's schema (an
+   * InvalidInputError to the caller when it breaks it) and delivered to subscribers.
+   * A `ThingEvent` field's `emit(data)` does the same, typed.
+   */
+  protected emit(name: string, data?: unknown): void {
+    const declaration = affordancesOf(this.constructor as ThingClass).get(name);
+    if (declaration?.kind !== "event") {
+      throw new ThingDefinitionError(`'${this.name}' declares no event '${name}'`);
+    }
+    if (declaration.data) {
+      const validator = this[HOST]?.validator ?? (this[OWN_VALIDATOR] ??= new SchemaValidator());
+      const errors = validator.check(declaration.data, data, name);
+      if (errors.length > 0) {
+        throw new InvalidInputError(
+          `event '${this.name}/${name}' data is invalid: ${describeFieldErrors(errors)}`,
+          errors,
+        );
+      }
+    }
+    for (const listener of this[EVENT_LISTENERS]) listener(name, data);
   }
 
   /** Open hardware, start capture loops. Runs after slots are connected and before listening. */
@@ -101,4 +137,16 @@ export function emitPropertyChange(thing: Thing, name: string, value: unknown): 
   (
     thing as unknown as { notifyPropertyChanged(n: string, v: unknown): void }
   ).notifyPropertyChanged(name, value);
+}
+
+/** Listen to every event a Thing emits. Returns the function that stops listening. */
+export function observeEvents(thing: Thing, listener: EventListener): () => void {
+  const listeners = (thing as unknown as Record<symbol, Set<EventListener>>)[EVENT_LISTENERS]!;
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+/** Emit from outside the Thing (used by `ThingEvent`). */
+export function emitEvent(thing: Thing, name: string, data: unknown): void {
+  (thing as unknown as { emit(n: string, d: unknown): void }).emit(name, data);
 }

@@ -9,15 +9,16 @@ import {
 import type { ActionDeclaration } from "../model/action.js";
 import type { PropertyDeclaration, StreamDeclaration, ThingClass } from "../model/declarations.js";
 import { affordancesOf } from "../model/declarations.js";
+import type { EventDeclaration } from "../model/event.js";
 import type { ThingLogger } from "../model/logger.js";
 import { silentLogger } from "../model/logger.js";
 import { MjpegStream } from "../model/mjpeg-stream.js";
+import type { SchemaValidator } from "../model/schema-validator.js";
+import { describeFieldErrors } from "../model/schema-validator.js";
 import type { Thing } from "../model/thing.js";
 import { emitPropertyChange } from "../model/thing.js";
 import { LockManager } from "./lock-manager.js";
 import { MjpegFanout } from "./mjpeg-fanout.js";
-import type { SchemaValidator } from "./schema-validator.js";
-import { describeFieldErrors } from "./schema-validator.js";
 
 /** A property as clients see it: its declaration plus what they may do with it. */
 export interface ExposedProperty {
@@ -44,6 +45,7 @@ export class ExposedThing {
   readonly properties: ReadonlyMap<string, ExposedProperty>;
   readonly streams: ReadonlyMap<string, ExposedStream>;
   readonly actions: ReadonlyMap<string, ActionDeclaration>;
+  readonly events: ReadonlyMap<string, EventDeclaration>;
 
   constructor(
     readonly name: string,
@@ -55,6 +57,7 @@ export class ExposedThing {
     const properties = new Map<string, ExposedProperty>();
     const streams = new Map<string, ExposedStream>();
     const actions = new Map<string, ActionDeclaration>();
+    const events = new Map<string, EventDeclaration>();
     for (const declaration of affordancesOf(thing.constructor as ThingClass).values()) {
       if (declaration.kind === "stream") {
         const stream = (thing as unknown as Record<string, unknown>)[declaration.member];
@@ -65,6 +68,11 @@ export class ExposedThing {
         }
         const fanout = new MjpegFanout(stream, `${name}/${declaration.name}`, logger);
         streams.set(declaration.name, { name: declaration.name, declaration, stream, fanout });
+        continue;
+      }
+      if (declaration.kind === "event") {
+        if (declaration.data) validator.prepare(declaration.data);
+        events.set(declaration.name, declaration);
         continue;
       }
       if (declaration.kind === "action") {
@@ -85,6 +93,13 @@ export class ExposedThing {
     this.properties = properties;
     this.streams = streams;
     this.actions = actions;
+    this.events = events;
+  }
+
+  event(name: string): EventDeclaration {
+    const event = this.events.get(name);
+    if (!event) throw new NotFoundError(`Thing '${this.name}' has no event '${name}'`);
+    return event;
   }
 
   action(name: string): ActionDeclaration {

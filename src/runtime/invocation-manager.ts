@@ -8,12 +8,12 @@ import { setTimeout as delay } from "node:timers/promises";
 import { ConflictError, InvalidInputError, LabThingsError, NotFoundError } from "../errors.js";
 import { type ActionContext, type ActionDeclaration, BlobOutput } from "../model/action.js";
 import type { ThingLogger } from "../model/logger.js";
+import type { SchemaValidator } from "../model/schema-validator.js";
+import { describeFieldErrors } from "../model/schema-validator.js";
 import type { BlobReference, BlobStore } from "./blob-store.js";
 import type { ExposedThing } from "./exposed-thing.js";
 import { Invocation, type InvocationError, invocationLogger } from "./invocation.js";
 import type { LockManager } from "./lock-manager.js";
-import type { SchemaValidator } from "./schema-validator.js";
-import { describeFieldErrors } from "./schema-validator.js";
 import { settleWithin } from "./settle.js";
 
 export interface InvocationManagerOptions {
@@ -40,6 +40,7 @@ export class InvocationManager {
   readonly #finished = new Set<Invocation>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #options: Required<InvocationManagerOptions>;
+  readonly #listeners = new Set<(invocation: Invocation) => void>();
 
   constructor(options: InvocationManagerOptions) {
     this.#options = {
@@ -81,8 +82,23 @@ export class InvocationManager {
       declaration.input ? input : undefined,
     );
     this.#invocations.set(invocation.id, invocation);
+    if (this.#listeners.size > 0) {
+      invocation.onChange((changed) => {
+        for (const listener of this.#listeners) listener(changed);
+      });
+      for (const listener of this.#listeners) listener(invocation);
+    }
     void this.#run(invocation, exposed, declaration);
     return invocation;
+  }
+
+  /**
+   * Be told of every new invocation and every change of one (status, progress, log).
+   * Listeners added later see only invocations created after.
+   */
+  onInvocationChange(listener: (invocation: Invocation) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   get(id: string): Invocation {

@@ -57,6 +57,8 @@ export class Invocation {
   progress: InvocationProgress | undefined;
   readonly log: InvocationLogRecord[] = [];
   logRecordsDropped = 0;
+  /** Id of the notification that announced the end (set by the ObservationHub). */
+  finalNotificationId: number | undefined;
   /** Resolves once the action has finished, whatever the outcome. */
   readonly settled: Promise<void>;
   #settle!: () => void;

@@ -2,11 +2,11 @@ import { NotFoundError, ThingDefinitionError, ThingLifecycleError } from "../err
 import type { ThingClass } from "../model/declarations.js";
 import { AFFORDANCE_NAME, RESERVED_NAMES, slotsOf } from "../model/declarations.js";
 import type { ThingLogger } from "../model/logger.js";
+import { SchemaValidator } from "../model/schema-validator.js";
 import type { Thing } from "../model/thing.js";
 import { attachHost } from "../model/thing.js";
 import { ExposedThing } from "./exposed-thing.js";
 import { LockManager } from "./lock-manager.js";
-import { SchemaValidator } from "./schema-validator.js";
 import { errorMessage, settleWithin } from "./settle.js";
 
 /** One Thing to serve: its name (URL segment), the instance, and explicit slot targets. */
@@ -64,7 +64,12 @@ export class ThingRegistry {
       }
       if (this.#things.has(name)) throw new ThingDefinitionError(`two Things are named '${name}'`);
       const thingLogger = logger.child({ thing: name });
-      attachHost(thing, { name, logger: thingLogger, readAllThings: () => this.readAllThings() });
+      attachHost(thing, {
+        name,
+        logger: thingLogger,
+        readAllThings: () => this.readAllThings(),
+        validator: this.validator,
+      });
       this.#things.set(
         name,
         new ExposedThing(name, thing, this.validator, thingLogger, this.locks),

@@ -5,6 +5,7 @@ import type { BlobStore, StoredBlob } from "../../runtime/blob-store.js";
 import type { ExposedThing } from "../../runtime/exposed-thing.js";
 import type { Invocation } from "../../runtime/invocation.js";
 import type { InvocationManager } from "../../runtime/invocation-manager.js";
+import { acceptsEventStream } from "../event-stream.js";
 import { guardMethods } from "../method-guard.js";
 import { sendProblem } from "../problem-details.js";
 import type { RouteContext } from "../route-context.js";
@@ -65,7 +66,40 @@ export function registerActionRoutes(app: FastifyInstance, context: ActionRouteC
         params: idParam,
       },
     },
-    async (request, reply) => sendJson(reply, status(invocations.get(idOf(request)))),
+    async (request, reply) => {
+      const invocation = invocations.get(idOf(request));
+      if (!acceptsEventStream(request)) return sendJson(reply, status(invocation));
+      // Its status now, then every update (status, progress, log) until it ends.
+      const current = {
+        id: context.eventStreams.lastId,
+        event: invocation.action,
+        data: JSON.stringify(status(invocation)),
+      };
+      const lastEventId = Number(request.headers["last-event-id"]);
+      if (
+        invocation.finished &&
+        lastEventId >= (invocation.finalNotificationId ?? Number.POSITIVE_INFINITY)
+      ) {
+        // The client saw the end already: 204 tells EventSource to stop reconnecting.
+        return reply.code(204).send();
+      }
+      if (invocation.finished) {
+        context.eventStreams.open(request, reply, {
+          label: `invocation ${invocation.id}`,
+          filter: () => false,
+          initial: [current],
+          endAfterInitial: true,
+        });
+        return;
+      }
+      context.eventStreams.open(request, reply, {
+        label: `invocation ${invocation.id}`,
+        filter: (n) => n.invocation === invocation,
+        data: () => status(invocation),
+        initial: [current],
+        endAfter: () => invocation.finished,
+      });
+    },
   );
   app.delete(
     "/action_invocations/:id",

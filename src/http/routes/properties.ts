@@ -1,24 +1,42 @@
 import type { FastifyInstance } from "fastify";
+import { NotAcceptableError } from "../../errors.js";
 import type { ExposedThing } from "../../runtime/exposed-thing.js";
+import { acceptsEventStream, type EventStreams } from "../event-stream.js";
 import { guardMethods } from "../method-guard.js";
 import type { RouteContext } from "../route-context.js";
 import { sendJson } from "../send-json.js";
 
 const NO_CONTENT = { 204: { description: "Written", type: "null" } };
 
-/** readproperty, writeproperty, readallproperties, writemultipleproperties (HTTP Basic Profile). */
+/**
+ * readproperty, writeproperty, readallproperties, writemultipleproperties (HTTP Basic
+ * Profile); with `Accept: text/event-stream`, observeproperty and observeallproperties
+ * (HTTP SSE Profile).
+ */
 export function registerPropertyRoutes(app: FastifyInstance, context: RouteContext): void {
-  for (const exposed of context.registry.values()) registerThingProperties(app, exposed);
+  for (const exposed of context.registry.values())
+    registerThingProperties(app, exposed, context.eventStreams);
 }
 
-function registerThingProperties(app: FastifyInstance, exposed: ExposedThing): void {
+function registerThingProperties(
+  app: FastifyInstance,
+  exposed: ExposedThing,
+  streams: EventStreams,
+): void {
   const base = `/${exposed.name}`;
   const tags = [exposed.name];
 
   app.get(
     `${base}/properties`,
     { schema: { tags, summary: "Read all properties" } },
-    async (_request, reply) => sendJson(reply, exposed.readAllProperties()),
+    async (request, reply) => {
+      if (!acceptsEventStream(request)) return sendJson(reply, exposed.readAllProperties());
+      streams.open(request, reply, {
+        label: `${exposed.name}/properties`,
+        filter: (n) => n.thing === exposed.name && n.kind === "property",
+        coalesce: true,
+      });
+    },
   );
   app.put(
     `${base}/properties`,
@@ -44,7 +62,21 @@ function registerThingProperties(app: FastifyInstance, exposed: ExposedThing): v
         {
           schema: { ...docs, summary: `Read ${title ?? property.name}`, response: { 200: schema } },
         },
-        async (_request, reply) => sendJson(reply, exposed.readProperty(property.name)),
+        async (request, reply) => {
+          if (!acceptsEventStream(request))
+            return sendJson(reply, exposed.readProperty(property.name));
+          if (!property.declaration.observable) {
+            throw new NotAcceptableError(
+              `property '${exposed.name}/${property.name}' is not observable`,
+            );
+          }
+          streams.open(request, reply, {
+            label: `${exposed.name}/${property.name}`,
+            filter: (n) =>
+              n.thing === exposed.name && n.kind === "property" && n.name === property.name,
+            coalesce: true,
+          });
+        },
       );
     }
     if (property.writable) {

@@ -1,0 +1,229 @@
+/**
+ * `WS /{thing}/ws`: labthings-fastapi's websocket messages, so clients written for the
+ * Python server work. Client → server: `{ messageType: "addPropertyObservation" |
+ * "addActionObservation", data: { <name>: true, … } }`. Server → client:
+ * `{ messageType: "propertyStatus", data: { <name>: value } }`,
+ * `{ messageType: "actionStatus", data: ActionStatus }`, and for a bad request
+ * `{ messageType: "response", operation, name, error: { status, type, title, detail } }`.
+ */
+// For the `wsHandler` route option's types.
+import type {} from "@fastify/websocket";
+import type { FastifyInstance } from "fastify";
+import type { WebSocket } from "ws";
+import type { ThingLogger } from "../../model/logger.js";
+import type { ExposedThing } from "../../runtime/exposed-thing.js";
+import type { Notification, ObservationHub } from "../../runtime/observation-hub.js";
+import type { LongLivedRegistry } from "../long-lived-registry.js";
+import { problemType } from "../problem-details.js";
+import type { RouteContext } from "../route-context.js";
+import { invocationPath } from "./actions.js";
+
+/** Above this many bytes waiting in the socket, property updates are coalesced. */
+const HIGH_WATER_BYTES = 1024 * 1024;
+/** Most non-coalescable messages held for a slow client before it is dropped. */
+const MAX_HELD = 256;
+/** After a close frame, how long the peer gets to answer before the socket is cut. */
+export const WEBSOCKET_CLOSE_TIMEOUT_MS = 500;
+
+export interface WebSocketRouteContext extends RouteContext {
+  readonly hub: ObservationHub;
+  readonly longLived: LongLivedRegistry;
+  readonly logger: ThingLogger;
+}
+
+export function registerWebSocketRoutes(
+  app: FastifyInstance,
+  context: WebSocketRouteContext,
+): void {
+  for (const exposed of context.registry.values()) {
+    app.route({
+      method: "GET",
+      url: `/${exposed.name}/ws`,
+      schema: { hide: true },
+      handler: async (_request, reply) =>
+        reply
+          .code(426)
+          .header("upgrade", "websocket")
+          .type("application/problem+json")
+          .send(
+            JSON.stringify({
+              type: "about:blank",
+              title: "Upgrade Required",
+              status: 426,
+              detail: `'${exposed.name}/ws' is a websocket: connect with a websocket client`,
+              instance: `/${exposed.name}/ws`,
+            }),
+          ),
+      wsHandler: (socket, request) => {
+        const label = `${exposed.name}/ws ← ${request.socket.remoteAddress}:${request.socket.remotePort}`;
+        new ThingWebSocket(socket, exposed, context, label);
+      },
+    });
+  }
+}
+
+class ThingWebSocket {
+  readonly #properties = new Set<string>();
+  readonly #actions = new Set<string>();
+  /** Messages waiting while the socket is congested; property updates keyed by name. */
+  readonly #held = new Map<string, string>();
+  #heldSerial = 0;
+  #flushTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly exposed: ExposedThing,
+    private readonly context: WebSocketRouteContext,
+    private readonly label: string,
+  ) {
+    const unsubscribe = context.hub.subscribe(
+      (n) => n.thing === exposed.name && this.#wants(n),
+      (n) => this.#notify(n),
+    );
+    let closeTimer: NodeJS.Timeout | undefined;
+    const unregister = context.longLived.register({
+      kind: "websocket",
+      label,
+      end: () => {
+        socket.close(1001, "server shutting down");
+        // ws waits 30 s for the peer's close frame by default: far too long for a shutdown.
+        closeTimer = setTimeout(() => socket.terminate(), WEBSOCKET_CLOSE_TIMEOUT_MS);
+        closeTimer.unref();
+      },
+      destroy: () => socket.terminate(),
+    });
+    socket.on("message", (data) => this.#receive(String(data)));
+    socket.on("close", () => {
+      clearTimeout(closeTimer);
+      clearInterval(this.#flushTimer);
+      this.#held.clear();
+      unsubscribe();
+      unregister();
+    });
+    socket.on("error", () => socket.terminate());
+  }
+
+  #wants(n: Notification): boolean {
+    if (n.kind === "property") return this.#properties.has(n.name);
+    if (n.kind === "action") return this.#actions.has(n.name);
+    return false;
+  }
+
+  #notify(n: Notification): void {
+    if (n.kind === "property") {
+      this.#send(
+        JSON.stringify({ messageType: "propertyStatus", data: { [n.name]: n.data } }),
+        `property:${n.name}`,
+      );
+    } else if (n.invocation) {
+      const status = n.invocation.toStatus(invocationPath(this.context.prefix, n.invocation.id));
+      this.#send(JSON.stringify({ messageType: "actionStatus", data: status }));
+    }
+  }
+
+  #receive(text: string): void {
+    let message: { messageType?: unknown; data?: unknown };
+    try {
+      message = JSON.parse(text) as typeof message;
+    } catch {
+      this.#error("unknown", "", 400, "bad-request", "Bad Request", "the message is not JSON");
+      return;
+    }
+    const names = message.data && typeof message.data === "object" ? Object.keys(message.data) : [];
+    if (message.messageType === "addPropertyObservation") {
+      for (const name of names) {
+        const property = this.exposed.properties.get(name);
+        if (!property) {
+          this.#error(
+            "observeproperty",
+            name,
+            404,
+            "not-found",
+            "Not Found",
+            `No property found with the name '${name}'.`,
+          );
+        } else if (!property.declaration.observable || !property.readable) {
+          this.#error(
+            "observeproperty",
+            name,
+            403,
+            "not-observable",
+            "Not Observable",
+            `Property '${name}' is not observable.`,
+          );
+        } else {
+          this.#properties.add(name);
+        }
+      }
+    } else if (message.messageType === "addActionObservation") {
+      for (const name of names) {
+        if (this.exposed.actions.has(name)) this.#actions.add(name);
+        else
+          this.#error(
+            "observeaction",
+            name,
+            404,
+            "not-found",
+            "Not Found",
+            `No action found with the name '${name}'.`,
+          );
+      }
+    } else {
+      this.#error(
+        String(message.messageType),
+        "",
+        400,
+        "bad-request",
+        "Bad Request",
+        `unknown messageType '${String(message.messageType)}'`,
+      );
+    }
+  }
+
+  #error(
+    operation: string,
+    name: string,
+    status: number,
+    kind: string,
+    title: string,
+    detail: string,
+  ): void {
+    this.#send(
+      JSON.stringify({
+        messageType: "response",
+        operation,
+        name,
+        error: { status: String(status), type: problemType(kind), title, detail },
+      }),
+    );
+  }
+
+  /** Send now, or hold while congested: the latest per key, others up to a bound. */
+  #send(json: string, key?: string): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    if (this.#held.size === 0 && this.socket.bufferedAmount < HIGH_WATER_BYTES) {
+      this.socket.send(json);
+      return;
+    }
+    this.#held.set(key ?? `message:${this.#heldSerial++}`, json);
+    if (this.#held.size > MAX_HELD) {
+      this.context.logger.warn(
+        { client: this.label },
+        "dropping websocket client that does not keep up",
+      );
+      this.socket.terminate();
+      return;
+    }
+    this.#flushTimer ??= setInterval(() => this.#flush(), 50);
+  }
+
+  #flush(): void {
+    for (const [key, json] of this.#held) {
+      if (this.socket.bufferedAmount >= HIGH_WATER_BYTES) return;
+      this.#held.delete(key);
+      this.socket.send(json);
+    }
+    clearInterval(this.#flushTimer);
+    this.#flushTimer = undefined;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * One server-sent-events response (WoT HTTP SSE Profile). Messages carry `event:` (the
+ * affordance name), `data:` (JSON) and an increasing `id:`. A heartbeat comment finds
+ * dead clients. Back-pressure: while the socket is full, property values are coalesced
+ * (only the latest of each is kept) and other messages are queued up to a bound; a
+ * client past the bound is dropped with a log line. Memory never grows with a slow client.
+ */
+import type { ServerResponse } from "node:http";
+import type { ThingLogger } from "../model/logger.js";
+
+export interface SseMessage {
+  id: number;
+  event: string;
+  /** Already JSON. */
+  data: string;
+}
+
+export interface SseOptions {
+  /** Comment line every this many ms; default 15 000. */
+  heartbeatMs?: number;
+  /** Most queued (not coalescable) messages while the socket is full; default 256. */
+  maxQueued?: number;
+  label: string;
+  logger: ThingLogger;
+}
+
+export const SSE_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-store, no-cache",
+  connection: "keep-alive",
+  "x-accel-buffering": "no",
+} as const;
+
+export class SseConnection {
+  readonly #response: ServerResponse;
+  readonly #options: Required<Omit<SseOptions, "label" | "logger">> &
+    Pick<SseOptions, "label" | "logger">;
+  #blocked = false;
+  #ended = false;
+  /** Latest message per coalescing key (e.g. one per property) while blocked. */
+  readonly #coalesced = new Map<string, SseMessage>();
+  readonly #queued: SseMessage[] = [];
+  readonly #heartbeat: NodeJS.Timeout;
+  messagesSent = 0;
+  messagesCoalesced = 0;
+
+  constructor(response: ServerResponse, options: SseOptions) {
+    this.#response = response;
+    this.#options = { heartbeatMs: 15_000, maxQueued: 256, ...options };
+    response.on("drain", this.#onDrain);
+    this.#heartbeat = setInterval(() => {
+      if (!this.#blocked && !this.#ended) this.#write(": heartbeat\n\n");
+    }, this.#options.heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /**
+   * Send, or while the socket is full: keep only the latest per `coalesceKey`, or queue
+   * (dropping the client past `maxQueued`).
+   */
+  send(message: SseMessage, coalesceKey?: string): void {
+    if (this.#ended) return;
+    if (!this.#blocked) {
+      this.#write(format(message));
+      return;
+    }
+    if (coalesceKey !== undefined) {
+      if (this.#coalesced.has(coalesceKey)) this.messagesCoalesced += 1;
+      this.#coalesced.set(coalesceKey, message);
+      return;
+    }
+    this.#queued.push(message);
+    if (this.#queued.length > this.#options.maxQueued) {
+      this.#options.logger.warn(
+        { client: this.#options.label, queued: this.#queued.length },
+        "dropping SSE client that does not keep up",
+      );
+      this.destroy();
+    }
+  }
+
+  /** Clean end: the response ends (EventSource clients see the stream close). */
+  end(): void {
+    if (this.#ended) return;
+    this.#release();
+    this.#response.end();
+  }
+
+  destroy(): void {
+    this.#release();
+    this.#response.destroy();
+  }
+
+  /** The socket closed: forget everything at once. */
+  release(): void {
+    this.#release();
+  }
+
+  #release(): void {
+    this.#ended = true;
+    clearInterval(this.#heartbeat);
+    this.#coalesced.clear();
+    this.#queued.length = 0;
+  }
+
+  #write(text: string): void {
+    this.messagesSent += 1;
+    if (!this.#response.write(text)) this.#blocked = true;
+  }
+
+  #onDrain = (): void => {
+    if (!this.#blocked || this.#ended) return;
+    this.#blocked = false;
+    // Replay what waited in id order; a coalesced value sits where its latest change was.
+    const waiting = [...this.#queued, ...this.#coalesced.values()].sort((a, b) => a.id - b.id);
+    this.#queued.length = 0;
+    this.#coalesced.clear();
+    for (const [index, message] of waiting.entries()) {
+      if (this.#blocked) {
+        // Full again: put the rest back (as queued, keeping their order).
+        this.#queued.push(...waiting.slice(index));
+        return;
+      }
+      this.#write(format(message));
+    }
+  };
+}
+
+function format({ id, event, data }: SseMessage): string {
+  return `event: ${event}\ndata: ${data}\nid: ${id}\n\n`;
+}
