@@ -84,7 +84,9 @@ export abstract class Thing {
       throw new ThingDefinitionError(`'${this.name}' declares no event '${name}'`);
     }
     if (declaration.data) {
-      const validator = this[HOST]?.validator ?? (this[OWN_VALIDATOR] ??= new SchemaValidator());
+      // Detached (unit tests) a Thing validates with a validator of its own.
+      this[OWN_VALIDATOR] ??= this[HOST] ? undefined : new SchemaValidator();
+      const validator = this[HOST]?.validator ?? this[OWN_VALIDATOR]!;
       const errors = validator.check(declaration.data, data, name);
       if (errors.length > 0) {
         throw new InvalidInputError(
