@@ -4,9 +4,10 @@
  * start: Things constructed and slots connected (ThingRegistry) → Things started in
  *   dependency order → routes built from their declarations → listen.
  * close: stop accepting (503 Problem Details on open keep-alive sockets) → end every
- *   long-lived response (MJPEG closing delimiter) → stop Things in reverse start order,
- *   each bounded → close the HTTP server; a hard deadline destroys whatever is still
- *   open and the report names what hung.
+ *   long-lived response (MJPEG closing delimiter, end of SSE responses, websocket close
+ *   1001) → abort running actions → stop Things in reverse start order, each bounded →
+ *   close the HTTP server; a hard deadline destroys whatever is still open and the
+ *   report names what hung.
  */
 import cors from "@fastify/cors";
 import websocketPlugin from "@fastify/websocket";
