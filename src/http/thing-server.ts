@@ -1,5 +1,5 @@
 /**
- * The server: Things behind the WoT HTTP Basic Profile. Its whole lifecycle is here:
+ * The server: Things behind the WoT HTTP Basic and SSE Profiles. Its whole lifecycle is here:
  *
  * start: Things constructed and slots connected (ThingRegistry) → Things started in
  *   dependency order → routes built from their declarations → listen.
@@ -9,7 +9,7 @@
  *   close the HTTP server; a hard deadline destroys whatever is still open and the
  *   report names what hung.
  */
-import cors from "@fastify/cors";
+import corsPlugin from "@fastify/cors";
 import websocketPlugin from "@fastify/websocket";
 import Fastify, {
   type FastifyBaseLogger,
@@ -336,7 +336,6 @@ export class ThingServer {
   }
 }
 
-const corsPlugin = cors;
 
 /** One debug line per request instead of Fastify's two info lines: a lab server is quiet. */
 class QuietRequestLog extends LogController {
