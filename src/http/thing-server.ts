@@ -336,7 +336,6 @@ export class ThingServer {
   }
 }
 
-
 /** One debug line per request instead of Fastify's two info lines: a lab server is quiet. */
 class QuietRequestLog extends LogController {
   override incomingRequest(): void {}
