@@ -83,11 +83,15 @@ export class SseConnection {
     }
   }
 
-  /** Clean end: the response ends (EventSource clients see the stream close). */
+  /**
+   * Clean end: what still waits (at most the queue bound) is written first, so a slow
+   * reader still gets, say, an invocation's final status; then the response ends.
+   */
   end(): void {
     if (this.#ended) return;
+    const waiting = [...this.#queued, ...this.#coalesced.values()].sort((a, b) => a.id - b.id);
     this.#release();
-    this.#response.end();
+    this.#response.end(waiting.map(format).join(""));
   }
 
   destroy(): void {

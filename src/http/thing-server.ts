@@ -9,6 +9,9 @@
  *   close the HTTP server; a hard deadline destroys whatever is still open and the
  *   report names what hung.
  */
+
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import corsPlugin from "@fastify/cors";
 import websocketPlugin from "@fastify/websocket";
 import Fastify, {
@@ -106,6 +109,8 @@ export class ThingServer {
   #app: FastifyInstance | undefined;
   #url: string | undefined;
   #closing: Promise<ShutdownReport> | undefined;
+  /** Open sockets and how many of their requests are in progress. */
+  readonly #sockets = new Map<Socket, number>();
 
   constructor(entries: readonly ThingEntry[], options: ThingServerOptions = {}) {
     this.#options = options;
@@ -144,6 +149,7 @@ export class ThingServer {
       // A signal during start-up: do not start listening after close() has run.
       if (this.#closing) throw new UnavailableError("the server was closed while starting");
       this.#app = await this.#buildApp();
+      this.#trackSockets(this.#app);
       const host = this.#options.host ?? DEFAULTS.host;
       await this.#app.listen({ host, port: this.#options.port ?? DEFAULTS.port });
       const address = this.#app.server.address();
@@ -180,6 +186,9 @@ export class ThingServer {
     // 1. Stop accepting: the listener closes now, idle keep-alive sockets close, and
     //    requests on busy ones get 503 (onRequest hook).
     const httpClosed = this.#app ? this.#app.close() : Promise.resolve();
+    // Node keeps a connection that has not sent a request yet (browsers and fetch open
+    // spares); with no request in progress nothing is lost by closing it now.
+    for (const [socket, active] of this.#sockets) if (active === 0) socket.destroy();
     // 2. End every long-lived response ourselves, before waiting for anything: nothing
     //    else would ever end them (the seed bug). Cut the ones that do not close soon.
     const ended = await this.longLived.endAll(Math.min(STREAM_END_GRACE_MS, remaining()));
@@ -317,6 +326,25 @@ export class ThingServer {
     );
     await app.ready();
     return app;
+  }
+
+  #trackSockets(app: FastifyInstance): void {
+    app.server.on("connection", (socket: Socket) => {
+      this.#sockets.set(socket, 0);
+      socket.once("close", () => this.#sockets.delete(socket));
+    });
+    // An upgraded socket (websocket) is long-lived: the registry ends it, not this sweep.
+    app.server.on("upgrade", (request: IncomingMessage) => {
+      this.#sockets.set(request.socket, Number.POSITIVE_INFINITY);
+    });
+    app.server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+      const socket = request.socket;
+      this.#sockets.set(socket, (this.#sockets.get(socket) ?? 0) + 1);
+      response.once("close", () => {
+        const active = this.#sockets.get(socket);
+        if (active !== undefined) this.#sockets.set(socket, active - 1);
+      });
+    });
   }
 
   /** A 404 that says what was not found: the Thing, or the affordance of a Thing. */
