@@ -4,6 +4,8 @@
  * and leaving the Thing unchanged), 503 while shutting down, and the server options
  * that shape the HTTP surface (apiPrefix, cors, OpenAPI/docs).
  */
+import { once } from "node:events";
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { property, Thing, ThingServer, type ThingServerOptions, Type } from "../src/index.js";
@@ -403,6 +405,21 @@ describe("shutdown", () => {
       const report = await within(closing ?? server.close(), "close() to finish");
       expect(report).toMatchObject({ hungThings: [], failedThings: [], forced: false });
     }
+  });
+
+  it("connections that never sent a request do not hold up close()", async () => {
+    const server = new ThingServer([{ name: "stage", thing: new SimulatedStage() }], { port: 0 });
+    const { port } = new URL(await server.start());
+    // Browsers and fetch open spare connections; one is held open here, silent.
+    const spare = connect({ host: "127.0.0.1", port: Number(port) });
+    await within(once(spare, "connect"), "the spare connection");
+    const closedByServer = once(spare, "close");
+    const started = performance.now();
+    const report = await within(server.close(), "close() to finish");
+    const ms = performance.now() - started;
+    expect(report.forced).toBe(false);
+    expect(ms).toBeLessThan(1000); // the deadline is 5000 ms: waiting for the spare would hit it
+    await within(closedByServer, "the server to close the spare connection");
   });
 });
 
