@@ -268,7 +268,12 @@ describe("observeallproperties (GET /{thing}/properties, SSE)", () => {
 
 describe("strict negotiation", () => {
   it("*/*, a browser's Accept or no Accept get plain JSON; only text/event-stream gets SSE", async () => {
-    for (const accept of ["*/*", "text/html,application/xhtml+xml,*/*;q=0.8", "application/json"]) {
+    for (const accept of [
+      "*/*",
+      "text/html,application/xhtml+xml,*/*;q=0.8",
+      "application/json",
+      "text/event-stream;q=0, application/json",
+    ]) {
       const response = await fetch(`${base}/stage/position`, { headers: { accept } });
       expect(response.status, accept).toBe(200);
       expect(response.headers.get("content-type"), accept).toMatch(/^application\/json\b/);

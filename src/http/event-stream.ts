@@ -13,7 +13,12 @@ import { SSE_HEADERS, SseConnection, type SseMessage } from "./sse-connection.js
  * selects the event stream; `*\/*` and browsers' defaults get the plain JSON answer.
  */
 export function acceptsEventStream(request: FastifyRequest): boolean {
-  return (request.headers.accept ?? "").includes("text/event-stream");
+  return (request.headers.accept ?? "").split(",").some((range) => {
+    const [type, ...params] = range.split(";").map((part) => part.trim().toLowerCase());
+    if (type !== "text/event-stream") return false;
+    const q = params.find((param) => param.startsWith("q="));
+    return q === undefined || Number(q.slice(2)) > 0; // q=0 means "not this one"
+  });
 }
 
 export interface EventStreamSpec {
