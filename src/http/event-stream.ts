@@ -21,6 +21,17 @@ export function acceptsEventStream(request: FastifyRequest): boolean {
   });
 }
 
+// One JSON text per notification, however many subscribers it goes to.
+const serialized = new WeakMap<Notification, string>();
+function dataJson(notification: Notification): string {
+  let text = serialized.get(notification);
+  if (text === undefined) {
+    text = JSON.stringify(notification.data ?? null);
+    serialized.set(notification, text);
+  }
+  return text;
+}
+
 export interface EventStreamSpec {
   /** Names the connection in logs, e.g. `stage/position ← 127.0.0.1:5123`. */
   label: string;
@@ -62,7 +73,7 @@ export class EventStreams {
     const toMessage = (n: Notification): SseMessage => ({
       id: n.id,
       event: n.name,
-      data: JSON.stringify((spec.data ? spec.data(n) : n.data) ?? null),
+      data: spec.data ? JSON.stringify(spec.data(n) ?? null) : dataJson(n),
     });
     let unsubscribe = () => {};
     const deliver = (n: Notification) => {
