@@ -15,7 +15,11 @@ export interface PropertyOptions<S extends TSchema> {
   readOnly?: boolean;
   /** Clients may write but not read it (e.g. a password). */
   writeOnly?: boolean;
-  /** Whether clients may observe changes (TD `observable`); default true. */
+  /**
+   * Whether clients may observe changes (TD `observable`). Default: true for stored
+   * (`accessor`) properties, false for getters, whose Thing must then call
+   * `notifyPropertyChanged` itself.
+   */
   observable?: boolean;
   /** A network write fails with 409 while an action holding this lock runs (e.g. `"stage"`). */
   lock?: string;
@@ -71,7 +75,9 @@ export function property<S extends TSchema>(
       description: options.description ?? options.schema.description,
       readOnly: options.readOnly ?? false,
       writeOnly: options.writeOnly ?? false,
-      observable: options.observable ?? true,
+      // A computed value changes without an assignment to announce it: observable only
+      // when declared so (the Thing then calls notifyPropertyChanged).
+      observable: options.observable ?? context.kind !== "getter",
       computed: context.kind === "getter",
       lock: options.lock,
     });
