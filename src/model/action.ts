@@ -1,6 +1,5 @@
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
-import { ThingDefinitionError } from "../errors.js";
-import { declareAffordance } from "./declarations.js";
+import { declareAffordance, memberName } from "./declarations.js";
 import type { ThingLogger } from "./logger.js";
 import type { Thing } from "./thing.js";
 
@@ -113,14 +112,12 @@ export function action<
     _method: ActionMethod<This, I, O>,
     context: ClassMethodDecoratorContext<This, ActionMethod<This, I, O>>,
   ): void => {
-    if (context.static || typeof context.name !== "string") {
-      throw new ThingDefinitionError("@action goes on a named instance method");
-    }
+    const member = memberName(context, "@action goes on a named instance method");
     const lock = typeof options.lock === "string" ? { name: options.lock } : options.lock;
     declareAffordance(context.metadata as Record<PropertyKey, unknown>, {
       kind: "action",
-      name: options.name ?? context.name,
-      member: context.name,
+      name: options.name ?? member,
+      member,
       input: options.input,
       output: options.output,
       title: options.title,

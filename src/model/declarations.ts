@@ -86,6 +86,18 @@ function ownMap<V>(metadata: Metadata, key: symbol): Map<string, V> {
   return map;
 }
 
+/**
+ * The member a decorator is applied to; decorators go on named instance members only
+ * (a static or symbol-named member cannot be an affordance).
+ */
+export function memberName(
+  context: { readonly static: boolean; readonly name: string | symbol },
+  usage: string,
+): string {
+  if (context.static || typeof context.name !== "string") throw new ThingDefinitionError(usage);
+  return context.name;
+}
+
 export function checkAffordanceName(name: string): void {
   if (!AFFORDANCE_NAME.test(name)) {
     throw new ThingDefinitionError(

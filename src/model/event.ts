@@ -1,6 +1,6 @@
 import type { Static, TSchema } from "@sinclair/typebox";
 import { ThingDefinitionError } from "../errors.js";
-import { declareAffordance } from "./declarations.js";
+import { declareAffordance, memberName } from "./declarations.js";
 import type { Thing } from "./thing.js";
 import { emitEvent } from "./thing.js";
 
@@ -60,14 +60,12 @@ export function event<S extends TSchema | undefined = undefined>(options: EventO
     _value: undefined,
     context: ClassFieldDecoratorContext<This, ThingEvent<DataOf<S>>>,
   ): ((initial: ThingEvent<DataOf<S>>) => ThingEvent<DataOf<S>>) => {
-    if (context.static || typeof context.name !== "string") {
-      throw new ThingDefinitionError("@event goes on a named instance field");
-    }
-    const name = options.name ?? context.name;
+    const member = memberName(context, "@event goes on a named instance field");
+    const name = options.name ?? member;
     declareAffordance(context.metadata as Record<PropertyKey, unknown>, {
       kind: "event",
       name,
-      member: context.name,
+      member,
       data: options.data,
       title: options.title,
       description: options.description,

@@ -1,5 +1,5 @@
-import { InvalidInputError, ThingDefinitionError } from "../errors.js";
-import { declareAffordance } from "./declarations.js";
+import { InvalidInputError } from "../errors.js";
+import { declareAffordance, memberName } from "./declarations.js";
 import type { Thing } from "./thing.js";
 
 /** One encoded frame, shared by every client: never copied, never mutated. */
@@ -188,13 +188,11 @@ export function mjpegStream(options: StreamDeclarationOptions = {}) {
     _value: undefined,
     context: ClassFieldDecoratorContext<This, MjpegStream>,
   ): void => {
-    if (context.static || typeof context.name !== "string") {
-      throw new ThingDefinitionError("@mjpegStream goes on a named instance field");
-    }
+    const member = memberName(context, "@mjpegStream goes on a named instance field");
     declareAffordance(context.metadata as Record<PropertyKey, unknown>, {
       kind: "stream",
-      name: options.name ?? context.name,
-      member: context.name,
+      name: options.name ?? member,
+      member,
       title: options.title,
       description: options.description,
     });

@@ -1,6 +1,6 @@
 import type { Static, TSchema } from "@sinclair/typebox";
 import { ThingDefinitionError } from "../errors.js";
-import { declareAffordance } from "./declarations.js";
+import { declareAffordance, memberName } from "./declarations.js";
 import type { Thing } from "./thing.js";
 import { emitPropertyChange } from "./thing.js";
 
@@ -61,10 +61,7 @@ export function property<S extends TSchema>(
     target: unknown,
     context: ClassAccessorDecoratorContext | ClassGetterDecoratorContext,
   ) => {
-    if (context.static || typeof context.name !== "string") {
-      throw new ThingDefinitionError("@property goes on a named instance accessor or getter");
-    }
-    const member = context.name;
+    const member = memberName(context, "@property goes on a named instance accessor or getter");
     const name = options.name ?? member;
     declareAffordance(context.metadata as Record<PropertyKey, unknown>, {
       kind: "property",

@@ -1,6 +1,6 @@
 import { ThingDefinitionError } from "../errors.js";
 import type { ThingClass } from "./declarations.js";
-import { declareSlot } from "./declarations.js";
+import { declareSlot, memberName } from "./declarations.js";
 import type { Thing } from "./thing.js";
 
 export interface SlotOptions {
@@ -25,10 +25,7 @@ export function thingSlot<C extends ThingClass<Thing>>(target: C, options: SlotO
     field: ClassAccessorDecoratorTarget<This, V>,
     context: ClassAccessorDecoratorContext<This, V>,
   ): ClassAccessorDecoratorResult<This, V> => {
-    if (context.static || typeof context.name !== "string") {
-      throw new ThingDefinitionError("@thingSlot goes on a named instance accessor");
-    }
-    const name = context.name;
+    const name = memberName(context, "@thingSlot goes on a named instance accessor");
     const optional = options.optional ?? false;
     declareSlot(context.metadata as Record<PropertyKey, unknown>, {
       name,
