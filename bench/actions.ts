@@ -26,21 +26,45 @@
  * at the end, on error and on Ctrl-C. Knobs (env): BENCH_QUICK=1 for a smoke run,
  * BENCH_ACTIONS_CPU_PROF=<dir> to run the server child with `--cpu-prof` into <dir>.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import type { EventEmitter } from "node:events";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
-import { arch, availableParallelism, cpus, loadavg, platform } from "node:os";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 // @ts-expect-error autocannon 8 ships no typings and @types/autocannon is not a dependency;
-// the little used here is typed by `Autocannon` below.
+// the little used here is typed by `Autocannon` in ./support.ts.
 import autocannonUntyped from "autocannon";
+import {
+  type Autocannon,
+  autocannonVersion,
+  type Child,
+  cpuMs,
+  environmentLines,
+  int,
+  launch,
+  mb,
+  median,
+  memory,
+  ms,
+  parseJson,
+  percentile,
+  progress,
+  QUICK,
+  type RunMeta,
+  row,
+  rule,
+  runBench,
+  Samples,
+  sleep,
+  startRun,
+  summary,
+  terminate,
+  waitForJson,
+  waitForLine,
+  writeReport,
+} from "./support.js";
 
 // ---------------------------------------------------------------------------------------
 // Configuration
 
-const QUICK = process.env.BENCH_QUICK === "1";
 const CPU_PROF_DIR = process.env.BENCH_ACTIONS_CPU_PROF;
 const CONNECTIONS = 10;
 const PIPELINING = 1;
@@ -64,11 +88,9 @@ const POLL_LIMIT_MS = 2000;
 /** After retention expiry: how long RSS is watched, idle, before a GC is forced. */
 const IDLE_WATCH_MS = QUICK ? 2000 : 10_000;
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SERVER = fileURLToPath(new URL("./actions-server.ts", import.meta.url));
 const RESULTS = fileURLToPath(new URL("./results/actions.md", import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
-const EXIT_TIMEOUT_MS = 8_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 
 interface Target {
@@ -102,167 +124,13 @@ const TARGETS: readonly Target[] = [
   },
 ];
 
-// ---------------------------------------------------------------------------------------
-// autocannon, typed as far as used (README "Results" and events)
-
-interface Histogram {
-  average: number;
-  p50: number;
-  p97_5: number;
-  p99: number;
-}
-interface AutocannonResult {
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  "2xx": number;
-  latency: Histogram;
-  requests: Histogram & { total: number; sent: number };
-}
-type AutocannonInstance = EventEmitter & PromiseLike<AutocannonResult>;
-type Autocannon = (options: {
-  url: string;
-  method: string;
-  connections: number;
-  pipelining: number;
-  duration: number;
-  timeout: number;
-}) => AutocannonInstance;
 const autocannon = autocannonUntyped as Autocannon;
 
 // ---------------------------------------------------------------------------------------
-// Child processes: every one is tracked and killed on the way out, whatever happens
-
-const children = new Set<ChildProcess>();
-/** The end of each child's stderr, for error messages. */
-const stderrTails = new WeakMap<ChildProcess, string>();
-
-function launch(command: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(command, args, {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  // Keep the last stderr around for error messages; always drain both pipes.
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (chunk: string) => {
-    stderrTails.set(child, ((stderrTails.get(child) ?? "") + chunk).slice(-4000));
-  });
-  return child;
-}
-
-function stderrTail(child: ChildProcess): string {
-  return (stderrTails.get(child) ?? "").trim();
-}
-
-/** Progress on stderr: one updating line on a terminal, plain lines otherwise. */
-function progress(message: string): void {
-  if (process.stderr.isTTY) process.stderr.write(`\r${message}\x1b[K`);
-  else process.stderr.write(`${message}\n`);
-}
-
-function killAll(): void {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  }
-}
-process.on("exit", killAll);
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-/** Lines of a child's stdout, read once for its whole life (its pipe never fills up). */
-const stdoutLines = new WeakMap<ChildProcess, { lines: string[]; events: EventEmitter }>();
-
-function linesOf(child: ChildProcess): { lines: string[]; events: EventEmitter } {
-  let entry = stdoutLines.get(child);
-  if (!entry) {
-    const lines: string[] = [];
-    const events = createInterface({ input: child.stdout! });
-    events.on("line", (line) => lines.push(line));
-    entry = { lines, events };
-    stdoutLines.set(child, entry);
-  }
-  return entry;
-}
-
-/** Resolve with the first stdout line (past or future) that `match` accepts. */
-function waitForLine<T>(
-  child: ChildProcess,
-  match: (line: string) => T | undefined,
-  timeoutMs: number,
-): Promise<T> {
-  const { lines, events } = linesOf(child);
-  for (const line of lines) {
-    const value = match(line);
-    if (value !== undefined) return Promise.resolve(value);
-  }
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const finish = (error?: Error, value?: T) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      child.off("exit", onExit);
-      events.off("line", onLine);
-      if (error) reject(error);
-      else resolve(value!);
-    };
-    const timer = setTimeout(
-      () => finish(new Error(`no matching line within ${timeoutMs} ms\n${stderrTail(child)}`)),
-      timeoutMs,
-    );
-    const onExit = (code: number | null, signal: string | null) =>
-      // Lines may still be in the pipe when 'exit' fires: give them a moment.
-      setTimeout(() => finish(new Error(`exited (${code ?? signal})\n${stderrTail(child)}`)), 200);
-    const onLine = (line: string) => {
-      const value = match(line);
-      if (value !== undefined) finish(undefined, value);
-    };
-    child.once("exit", onExit);
-    events.on("line", onLine);
-  });
-}
-
-/** SIGTERM, wait for exit (bounded; SIGKILL past it). Resolves with ms to exit and the code. */
-function stop(child: ChildProcess): Promise<{ ms: number; code: number | null; killed: boolean }> {
-  const started = performance.now();
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve({ ms: 0, code: child.exitCode, killed: false });
-  }
-  return new Promise((resolve) => {
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill("SIGKILL");
-    }, EXIT_TIMEOUT_MS);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ ms: performance.now() - started, code, killed });
-    });
-    child.kill("SIGTERM");
-  });
-}
-
-function parseJson(line: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(line);
-    return typeof value === "object" && value !== null
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
+// The server
 
 interface Server {
-  child: ChildProcess;
+  child: Child;
   url: string;
   pid: number;
 }
@@ -275,21 +143,14 @@ async function startServer(): Promise<Server> {
     "tsx",
     SERVER,
   ];
-  const child = launch(process.execPath, args);
-  const ready = await waitForLine(
+  const child = launch("actions server", args);
+  const ready = await waitForJson(
     child,
-    (line) => {
-      const record = parseJson(line);
-      return typeof record?.url === "string" && typeof record.pid === "number"
-        ? { url: record.url.replace(/\/+$/, ""), pid: record.pid }
-        : undefined;
-    },
+    (record) => typeof record.url === "string" && typeof record.pid === "number",
     READY_TIMEOUT_MS,
   );
-  return { child, ...ready };
+  return { child, url: String(ready.url).replace(/\/+$/, ""), pid: Number(ready.pid) };
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------------------------------
 // A plain HTTP client for parts 2 and 3: keep-alive, enough sockets for every request in
@@ -335,82 +196,6 @@ async function getJson<T>(url: string): Promise<T> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The server process: CPU time and memory from /proc
-
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/**
- * CPU time of the whole process (every thread), ms: the sum of
- * /proc/<pid>/task/<tid>/schedstat run times (ns), or user + system ticks of
- * /proc/<pid>/stat where schedstat is missing.
- */
-function cpuMs(pid: number): number {
-  try {
-    let ns = 0;
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "latin1").split(" ")[0]);
-      } catch {
-        // The thread ended between the listing and the read.
-      }
-    }
-    if (ns > 0) return ns / 1e6;
-  } catch {
-    // No schedstat (kernel without CONFIG_SCHEDSTATS): ticks below.
-  }
-  const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-  // Fields after the command name (which may hold spaces): state is [0], utime [11], stime [12].
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-}
-
-/** /proc/<pid>/status: resident and peak resident memory, kB. */
-function memory(pid: number): { rssKb: number; hwmKb: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "latin1");
-  return {
-    rssKb: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]),
-    hwmKb: Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]),
-  };
-}
-
-// ---------------------------------------------------------------------------------------
-// Statistics and formatting
-
-function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function percentile(sorted: ArrayLike<number>, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-function summary(values: readonly number[]): { n: number; p50: number; p99: number; max: number } {
-  const sorted = Float64Array.from(values).sort();
-  return {
-    n: sorted.length,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    max: sorted.length ? sorted[sorted.length - 1]! : Number.NaN,
-  };
-}
-
-const int = (n: number) => Math.round(n).toLocaleString("en-US");
-const ms = (n: number) => (Number.isNaN(n) ? "–" : n >= 10 ? n.toFixed(1) : n.toFixed(2));
-const mb = (kb: number) => (kb / 1024).toFixed(1);
-const row = (cells: readonly (string | number)[]) => `| ${cells.join(" | ")} |`;
-const rule = (n: number) => row(Array.from({ length: n }, () => "---"));
-
-// ---------------------------------------------------------------------------------------
 // Part 1: throughput
 
 interface Run {
@@ -426,8 +211,7 @@ interface Run {
 
 /** One autocannon run; latency percentiles from every right-status response time (sub-ms). */
 async function drive(server: Server, target: Target, seconds: number): Promise<Run> {
-  let times = new Float64Array(1 << 16);
-  let count = 0;
+  const times = new Samples();
   let wrongStatus = 0;
   const cpuBefore = cpuMs(server.pid);
   const instance = autocannon({
@@ -443,16 +227,12 @@ async function drive(server: Server, target: Target, seconds: number): Promise<R
       wrongStatus++;
       return;
     }
-    if (count === times.length) {
-      const bigger = new Float64Array(times.length * 2);
-      bigger.set(times);
-      times = bigger;
-    }
-    times[count++] = time;
+    times.push(time);
   });
   const result = await instance;
   const cpu = cpuMs(server.pid) - cpuBefore;
-  const sorted = times.subarray(0, count).sort();
+  const count = times.count;
+  const sorted = times.sorted();
   return {
     rps: count / result.duration,
     p50: percentile(sorted, 50),
@@ -777,39 +557,15 @@ async function measureLatency(server: Server): Promise<LatencyResult> {
 // ---------------------------------------------------------------------------------------
 // Report
 
-function nproc(): string {
-  try {
-    return execFileSync("nproc", { encoding: "utf8" }).trim();
-  } catch {
-    return String(availableParallelism());
-  }
-}
-
 function report(
   { runs: throughput }: Throughput,
   mem: MemoryResult,
   latency: LatencyResult,
-  meta: {
-    totalSeconds: number;
-    loadBefore: number[];
-    loadAfter: number[];
-    shutdown: string;
-  },
+  meta: RunMeta & { shutdown: string },
 ): string {
-  const autocannonVersion = (
-    JSON.parse(
-      readFileSync(new URL("../node_modules/autocannon/package.json", import.meta.url), "utf8"),
-    ) as { version: string }
-  ).version;
   const lines: string[] = [];
   lines.push("# Action benchmark: invocation cost and bounded retention", "");
-  lines.push(`- Date: ${new Date().toISOString()}`);
-  lines.push(
-    `- Node ${process.version} on ${platform()}/${arch()}, nproc ${nproc()}, CPU ${cpus()[0]?.model.trim() ?? "unknown"}`,
-  );
-  lines.push(
-    `- Load average (1 min) before/after: ${meta.loadBefore[0]!.toFixed(2)} / ${meta.loadAfter[0]!.toFixed(2)}; whole run ${meta.totalSeconds.toFixed(0)} s`,
-  );
+  lines.push(...environmentLines(meta));
   lines.push(
     "- **All figures are medians on a shared 2-core machine**: the load client runs in the bench process on the same cores as the server. Read the ratios more than the absolute numbers.",
   );
@@ -821,7 +577,7 @@ function report(
   // Part 1
   lines.push("## Invocations per second", "");
   lines.push(
-    `autocannon ${autocannonVersion}, ${CONNECTIONS} connections, pipelining ${PIPELINING}, ${ROUNDS} rounds × ${ROUND_SECONDS} s per endpoint after a ${WARMUP_SECONDS} s warm-up each; the endpoints alternate round by round (order rotated). Latency percentiles from every response time (autocannon's histogram has whole milliseconds only); server CPU = run time of all the server process's threads over the round (/proc/<pid>/task/*/schedstat) per answered request. Ratio = req/s ÷ the property GET's req/s.`,
+    `autocannon ${autocannonVersion()}, ${CONNECTIONS} connections, pipelining ${PIPELINING}, ${ROUNDS} rounds × ${ROUND_SECONDS} s per endpoint after a ${WARMUP_SECONDS} s warm-up each; the endpoints alternate round by round (order rotated). Latency percentiles from every response time (autocannon's histogram has whole milliseconds only); server CPU = run time of all the server process's threads over the round (/proc/<pid>/task/*/schedstat) per answered request. Ratio = req/s ÷ the property GET's req/s.`,
     "",
   );
   lines.push(
@@ -998,8 +754,7 @@ function report(
 // ---------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const began = performance.now();
-  const loadBefore = loadavg();
+  const run = startRun();
   if (CPU_PROF_DIR) mkdirSync(CPU_PROF_DIR, { recursive: true });
 
   const server = await startServer();
@@ -1019,35 +774,19 @@ async function main(): Promise<void> {
   const mem = await afterLoadMemory(server, before, throughput.retained);
   const latency = await measureLatency(server);
 
-  const stopped = await stop(server.child);
+  const stopped = await terminate(server.child);
   const shutdownLine = await waitForLine(
     server.child,
     (line) => (parseJson(line)?.shutdown ? line : undefined),
     100,
-  ).catch(() => "(no report)");
+  ).then(
+    (found) => found.value,
+    () => "(no report)",
+  );
   const shutdown = `exit ${stopped.code}${stopped.killed ? " (SIGKILLed)" : ""} after ${ms(stopped.ms)} ms; ${shutdownLine}`;
 
-  const markdown = report(throughput, mem, latency, {
-    totalSeconds: (performance.now() - began) / 1000,
-    loadBefore,
-    loadAfter: loadavg(),
-    shutdown,
-  });
-  if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
-  console.log(markdown);
-  mkdirSync(fileURLToPath(new URL("./results/", import.meta.url)), { recursive: true });
-  writeFileSync(RESULTS, markdown);
-  console.log(`written to ${RESULTS}`);
+  writeReport(RESULTS, report(throughput, mem, latency, { ...run(), shutdown }));
 }
 
-main()
-  .catch((error: unknown) => {
-    console.error("bench:actions failed:", error);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    killAll();
-    agent.destroy();
-    // autocannon may hold handles; nothing is left to wait for.
-    process.exit();
-  });
+// autocannon may hold handles: runBench exits when done.
+runBench("actions", main, () => agent.destroy());

@@ -13,20 +13,38 @@
  * Prints a markdown table and writes it to `bench/results/http.md`. Every child is killed
  * at the end, on error and on Ctrl-C. Knobs (env): BENCH_QUICK=1 for a smoke run.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import type { EventEmitter } from "node:events";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { arch, availableParallelism, cpus, loadavg, platform } from "node:os";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 // @ts-expect-error autocannon 8 ships no typings and @types/autocannon is not a dependency;
-// the little used here is typed by `Autocannon` below.
+// the little used here is typed by `Autocannon` in ./support.ts.
 import autocannonUntyped from "autocannon";
+import {
+  type Autocannon,
+  autocannonVersion,
+  type Child,
+  environmentLines,
+  int,
+  kindsInOrder,
+  launch,
+  median,
+  ms,
+  parseJson,
+  percentile,
+  progress,
+  QUICK,
+  type RunMeta,
+  row,
+  rule,
+  runBench,
+  Samples,
+  startRun,
+  terminate,
+  waitForLine,
+  writeReport,
+} from "./support.js";
 
 // ---------------------------------------------------------------------------------------
 // Configuration
 
-const QUICK = process.env.BENCH_QUICK === "1";
 const CONNECTIONS = 10;
 const PIPELINING = 1;
 const STARTUP_RUNS = QUICK ? 2 : 7;
@@ -38,7 +56,6 @@ const ENDPOINTS = [
   { path: "/camera/", what: "Thing Description", rounds: 3, seconds: 2 },
 ].map((e) => (QUICK ? { ...e, rounds: 1, seconds: 1 } : e));
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLI = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
 const BASELINE = fileURLToPath(new URL("./baseline-server.mjs", import.meta.url));
 const RESULTS = fileURLToPath(new URL("./results/http.md", import.meta.url));
@@ -46,155 +63,20 @@ const SERVE_ARGS = ["serve", "--port", "0", "--log-format", "json", "--log-level
 const BARE_STARTUP_SCRIPT =
   "require('http').createServer().listen(0,'127.0.0.1',()=>{console.log('listening');})";
 const READY_TIMEOUT_MS = 15_000;
-const EXIT_TIMEOUT_MS = 8_000;
 
-// ---------------------------------------------------------------------------------------
-// autocannon, typed as far as used (README "Results" and events)
-
-interface Histogram {
-  average: number;
-  p50: number;
-  p97_5: number;
-  p99: number;
-}
-interface AutocannonResult {
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  "2xx": number;
-  latency: Histogram;
-  requests: Histogram & { total: number; sent: number };
-}
-type AutocannonInstance = EventEmitter & PromiseLike<AutocannonResult>;
-type Autocannon = (options: {
-  url: string;
-  connections: number;
-  pipelining: number;
-  duration: number;
-  timeout: number;
-}) => AutocannonInstance;
 const autocannon = autocannonUntyped as Autocannon;
 
 // ---------------------------------------------------------------------------------------
-// Child processes: every one is tracked and killed on the way out, whatever happens
-
-const children = new Set<ChildProcess>();
-/** The end of each child's stderr, for error messages. */
-const stderrTails = new WeakMap<ChildProcess, string>();
-
-function launch(command: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(command, args, {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  // Keep the last stderr around for error messages; always drain both pipes.
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (chunk: string) => {
-    stderrTails.set(child, ((stderrTails.get(child) ?? "") + chunk).slice(-4000));
-  });
-  return child;
-}
-
-function stderrTail(child: ChildProcess): string {
-  return (stderrTails.get(child) ?? "").trim();
-}
-
-/** Progress on stderr: one updating line on a terminal, plain lines otherwise. */
-function progress(message: string): void {
-  if (process.stderr.isTTY) process.stderr.write(`\r${message}\x1b[K`);
-  else process.stderr.write(`${message}\n`);
-}
-
-function killAll(): void {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  }
-}
-process.on("exit", killAll);
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-/** Resolve with the first stdout line that `match` accepts, and when it arrived. */
-function waitForLine<T>(
-  child: ChildProcess,
-  match: (line: string) => T | undefined,
-  timeoutMs: number,
-): Promise<{ value: T; atMs: number }> {
-  return new Promise((resolve, reject) => {
-    // The interface stays open for the child's life, so its stdout never fills up.
-    const lines = createInterface({ input: child.stdout! });
-    let done = false;
-    const finish = (error?: Error, value?: { value: T; atMs: number }) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      child.off("exit", onExit);
-      if (error) reject(error);
-      else resolve(value!);
-    };
-    const timer = setTimeout(
-      () => finish(new Error(`no ready line within ${timeoutMs} ms\n${stderrTail(child)}`)),
-      timeoutMs,
-    );
-    const onExit = (code: number | null, signal: string | null) =>
-      finish(new Error(`exited (${code ?? signal}) before ready\n${stderrTail(child)}`));
-    child.once("exit", onExit);
-    lines.on("line", (line) => {
-      if (done) return;
-      const atMs = performance.now();
-      const value = match(line);
-      if (value !== undefined) finish(undefined, { value, atMs });
-    });
-  });
-}
-
-/** SIGTERM, wait for exit (bounded; SIGKILL past it). Resolves with ms to exit and the code. */
-function stop(child: ChildProcess): Promise<{ ms: number; code: number | null; killed: boolean }> {
-  const started = performance.now();
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve({ ms: 0, code: child.exitCode, killed: false });
-  }
-  return new Promise((resolve) => {
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill("SIGKILL");
-    }, EXIT_TIMEOUT_MS);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ ms: performance.now() - started, code, killed });
-    });
-    child.kill("SIGTERM");
-  });
-}
-
-function parseJson(line: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(line);
-    return typeof value === "object" && value !== null
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
+// The servers
 
 interface Started {
-  child: ChildProcess;
+  child: Child;
   wallMs: number;
 }
 
 async function startLabThings(): Promise<Started & { url: string; startupMs: number }> {
   const t0 = performance.now();
-  const child = launch(process.execPath, [CLI, ...SERVE_ARGS]);
+  const child = launch("labthings-ts", [CLI, ...SERVE_ARGS]);
   const { value, atMs } = await waitForLine(
     child,
     (line) => {
@@ -216,7 +98,7 @@ async function startLabThings(): Promise<Started & { url: string; startupMs: num
 
 async function startBareStartup(): Promise<Started> {
   const t0 = performance.now();
-  const child = launch(process.execPath, ["-e", BARE_STARTUP_SCRIPT]);
+  const child = launch("bare node:http", ["-e", BARE_STARTUP_SCRIPT]);
   const { atMs } = await waitForLine(
     child,
     (line) => (line.trim() === "listening" ? true : undefined),
@@ -227,7 +109,7 @@ async function startBareStartup(): Promise<Started> {
 
 async function startBaseline(routes: Record<string, Route>): Promise<Started & { url: string }> {
   const t0 = performance.now();
-  const child = launch(process.execPath, [BASELINE], { BENCH_ROUTES: JSON.stringify(routes) });
+  const child = launch("node:http baseline", [BASELINE], { BENCH_ROUTES: JSON.stringify(routes) });
   const { value, atMs } = await waitForLine(
     child,
     (line) => {
@@ -238,25 +120,6 @@ async function startBaseline(routes: Record<string, Route>): Promise<Started & {
   );
   return { child, wallMs: atMs - t0, url: `http://127.0.0.1:${value}` };
 }
-
-// ---------------------------------------------------------------------------------------
-// Statistics and formatting
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-const int = (n: number) => Math.round(n).toLocaleString("en-US");
-const ms = (n: number) => (n >= 10 ? n.toFixed(1) : n.toFixed(2));
-const row = (cells: readonly (string | number)[]) => `| ${cells.join(" | ")} |`;
-const rule = (n: number) => row(Array.from({ length: n }, () => "---"));
 
 // ---------------------------------------------------------------------------------------
 // Measurements
@@ -279,8 +142,7 @@ interface Run {
 
 /** One autocannon run; latency percentiles from every 2xx response time (sub-ms resolution). */
 async function drive(url: string, seconds: number): Promise<Run> {
-  let times = new Float64Array(1 << 16);
-  let count = 0;
+  const times = new Samples();
   const instance = autocannon({
     url,
     connections: CONNECTIONS,
@@ -290,15 +152,10 @@ async function drive(url: string, seconds: number): Promise<Run> {
   });
   instance.on("response", (_client: unknown, status: number, _bytes: number, time: number) => {
     if (status < 200 || status > 299) return;
-    if (count === times.length) {
-      const bigger = new Float64Array(times.length * 2);
-      bigger.set(times);
-      times = bigger;
-    }
-    times[count++] = time;
+    times.push(time);
   });
   const result = await instance;
-  const sorted = times.subarray(0, count).sort();
+  const sorted = times.sorted();
   return {
     rps: result["2xx"] / result.duration,
     p50: percentile(sorted, 50),
@@ -323,7 +180,7 @@ async function measureStartup(): Promise<{ labthings: StartupRow; bare: StartupR
   const once = {
     labthings: async () => {
       const started = await startLabThings();
-      const stopped = await stop(started.child);
+      const stopped = await terminate(started.child);
       labthings.wall.push(started.wallMs);
       labthings.self.push(started.startupMs);
       labthings.stop.push(stopped.ms);
@@ -331,7 +188,7 @@ async function measureStartup(): Promise<{ labthings: StartupRow; bare: StartupR
     },
     bare: async () => {
       const started = await startBareStartup();
-      const stopped = await stop(started.child);
+      const stopped = await terminate(started.child);
       bare.wall.push(started.wallMs);
       bare.stop.push(stopped.ms);
     },
@@ -339,13 +196,7 @@ async function measureStartup(): Promise<{ labthings: StartupRow; bare: StartupR
   for (let i = 0; i < STARTUP_RUNS; i++) {
     progress(`startup ${i + 1}/${STARTUP_RUNS}`);
     // Alternate which goes first, so drift on the machine hits both alike.
-    if (i % 2 === 0) {
-      await once.labthings();
-      await once.bare();
-    } else {
-      await once.bare();
-      await once.labthings();
-    }
+    for (const kind of kindsInOrder(i)) await once[kind]();
   }
   return { labthings, bare };
 }
@@ -383,9 +234,7 @@ async function measureThroughput(labthingsUrl: string, bareUrl: string): Promise
     await drive(targets.bare, WARMUP_SECONDS);
     const result: EndpointResult = { ...endpoint, bytes, labthings: [], bare: [] };
     for (let round = 0; round < endpoint.rounds; round++) {
-      const order =
-        round % 2 === 0 ? (["labthings", "bare"] as const) : (["bare", "labthings"] as const);
-      for (const which of order) {
+      for (const which of kindsInOrder(round)) {
         progress(`GET ${endpoint.path}: round ${round + 1}/${endpoint.rounds}, ${which}`);
         result[which].push(await drive(targets[which], endpoint.seconds));
       }
@@ -398,33 +247,14 @@ async function measureThroughput(labthingsUrl: string, bareUrl: string): Promise
 // ---------------------------------------------------------------------------------------
 // Report
 
-function nproc(): string {
-  try {
-    return execFileSync("nproc", { encoding: "utf8" }).trim();
-  } catch {
-    return String(availableParallelism());
-  }
-}
-
 function report(
   startup: { labthings: StartupRow; bare: StartupRow },
   endpoints: EndpointResult[],
-  meta: { totalSeconds: number; loadBefore: number[]; loadAfter: number[] },
+  meta: RunMeta,
 ): string {
-  const autocannonVersion = (
-    JSON.parse(
-      readFileSync(new URL("../node_modules/autocannon/package.json", import.meta.url), "utf8"),
-    ) as { version: string }
-  ).version;
   const lines: string[] = [];
   lines.push("# HTTP benchmark: labthings-ts vs bare node:http", "");
-  lines.push(`- Date: ${new Date().toISOString()}`);
-  lines.push(
-    `- Node ${process.version} on ${platform()}/${arch()}, nproc ${nproc()}, CPU ${cpus()[0]?.model.trim() ?? "unknown"}`,
-  );
-  lines.push(
-    `- Load average (1 min) before/after: ${meta.loadBefore[0]!.toFixed(2)} / ${meta.loadAfter[0]!.toFixed(2)}; whole run ${meta.totalSeconds.toFixed(0)} s`,
-  );
+  lines.push(...environmentLines(meta));
   lines.push(
     `- **All figures are medians on a shared, noisy 2-core machine**: the autocannon client runs in the bench process on the same cores as the server. Read the ratios, not the absolute numbers.`,
   );
@@ -435,7 +265,7 @@ function report(
 
   lines.push("## GET throughput on loopback", "");
   lines.push(
-    `autocannon ${autocannonVersion}, ${CONNECTIONS} connections, pipelining ${PIPELINING}; the two servers alternate round by round (order flipped each round) after a ${WARMUP_SECONDS} s warm-up each. Latency percentiles are computed from every response time (autocannon's own histogram only has whole milliseconds). Ratio = labthings-ts median / node:http median.`,
+    `autocannon ${autocannonVersion()}, ${CONNECTIONS} connections, pipelining ${PIPELINING}; the two servers alternate round by round (order flipped each round) after a ${WARMUP_SECONDS} s warm-up each. Latency percentiles are computed from every response time (autocannon's own histogram only has whole milliseconds). Ratio = labthings-ts median / node:http median.`,
     "",
   );
   lines.push(
@@ -516,8 +346,7 @@ function report(
 // ---------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const began = performance.now();
-  const loadBefore = loadavg();
+  const run = startRun();
 
   const startup = await measureStartup();
 
@@ -538,31 +367,14 @@ async function main(): Promise<void> {
   }
 
   const endpoints = await measureThroughput(labthings.url, baseline.url);
-  const stoppedLabThings = await stop(labthings.child);
-  await stop(baseline.child);
+  const stoppedLabThings = await terminate(labthings.child);
+  await terminate(baseline.child);
   if (stoppedLabThings.code !== 0) {
     console.error(`labthings-ts exited ${stoppedLabThings.code} after the load test`);
   }
 
-  const markdown = report(startup, endpoints, {
-    totalSeconds: (performance.now() - began) / 1000,
-    loadBefore,
-    loadAfter: loadavg(),
-  });
-  if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
-  console.log(markdown);
-  mkdirSync(fileURLToPath(new URL("./results/", import.meta.url)), { recursive: true });
-  writeFileSync(RESULTS, markdown);
-  console.log(`written to ${RESULTS}`);
+  writeReport(RESULTS, report(startup, endpoints, run()));
 }
 
-main()
-  .catch((error: unknown) => {
-    console.error("bench:http failed:", error);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    killAll();
-    // fetch's keep-alive pool and autocannon may hold handles; nothing is left to wait for.
-    process.exit();
-  });
+// fetch's keep-alive pool and autocannon may hold handles: runBench exits when done.
+runBench("http", main);

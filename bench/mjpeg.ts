@@ -24,22 +24,47 @@
  * streaming labthings-ts server with `--cpu-prof --cpu-prof-dir=DIR`; BENCH_MJPEG_TSX=1
  * runs the labthings-ts server through `node --import tsx` instead of compiling it.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-
-import { EventEmitter } from "node:events";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { get } from "node:http";
-import { arch, availableParallelism, cpus, loadavg, platform, tmpdir } from "node:os";
+import { arch, availableParallelism, platform, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import sharp from "sharp";
 import ts from "typescript";
+import {
+  type Child,
+  clockTicks,
+  cpuModel,
+  dateLine,
+  int,
+  KINDS,
+  type Kind,
+  killAll,
+  kindsInOrder,
+  LABEL,
+  launch,
+  loadLine,
+  mb,
+  median,
+  memory,
+  parseJson,
+  progress,
+  QUICK,
+  type RunMeta,
+  row,
+  rule,
+  runBench,
+  sleep,
+  startRun,
+  terminate,
+  waitForJson,
+  watchdog,
+  writeReport,
+} from "./support.js";
 
 // ---------------------------------------------------------------------------------------
 // Configuration
 
-const QUICK = process.env.BENCH_QUICK === "1";
 const CPU_PROF_DIR = process.env.BENCH_MJPEG_CPU_PROF;
 const VIA_TSX = process.env.BENCH_MJPEG_TSX === "1";
 const FPS = 30;
@@ -56,6 +81,7 @@ const SHUTDOWN_ROUNDS = QUICK ? 1 : 2;
 /** Streams run this long at full rate before SIGTERM, so shutdown meets busy sockets. */
 const STREAM_BEFORE_TERM_MS = 500;
 const READY_TIMEOUT_MS = 20_000;
+/** Must match the SIGTERM → exit bound of `terminate` in ./support.ts. */
 const EXIT_TIMEOUT_MS = 8_000;
 /** The whole run is aborted past this (children killed, exit 1). */
 const WATCHDOG_MS = 6 * 60_000;
@@ -70,156 +96,22 @@ const TARGETS = {
   ],
 };
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const LABTHINGS_SERVER = fileURLToPath(new URL("./mjpeg-labthings-server.ts", import.meta.url));
 const BARE_SERVER = fileURLToPath(new URL("./mjpeg-bare-server.mjs", import.meta.url));
 const CLIENT = fileURLToPath(new URL("./mjpeg-client.mjs", import.meta.url));
 const RESULTS = fileURLToPath(new URL("./results/mjpeg.md", import.meta.url));
 const DIST_INDEX = fileURLToPath(new URL("../dist/src/index.js", import.meta.url));
 
-type Kind = "labthings" | "bare";
-const KINDS: readonly Kind[] = ["labthings", "bare"];
-const LABEL: Record<Kind, string> = { labthings: "labthings-ts", bare: "node:http" };
-
 // ---------------------------------------------------------------------------------------
-// Child processes: every one is tracked and killed on the way out, whatever happens
+// The temp dir of the frames (and the compiled server script), removed on the way out
 
-interface Child {
-  process: ChildProcess;
-  name: string;
-  /** Every stdout line so far; `lineEvents` emits each new one. */
-  lines: string[];
-  lineEvents: EventEmitter;
-  stderrTail: string;
-}
-
-const children = new Set<ChildProcess>();
-
-function launch(name: string, args: string[], env: NodeJS.ProcessEnv): Child {
-  const child = spawn(process.execPath, args, {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  const result: Child = {
-    process: child,
-    name,
-    lines: [],
-    lineEvents: new EventEmitter(),
-    stderrTail: "",
-  };
-  // Both pipes are always drained, so a chatty child never blocks on a full pipe.
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (chunk: string) => {
-    result.stderrTail = (result.stderrTail + chunk).slice(-4000);
-  });
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    result.lines.push(line);
-    result.lineEvents.emit("line", line);
-  });
-  return result;
-}
-
-function alive(child: ChildProcess): boolean {
-  return child.exitCode === null && child.signalCode === null;
-}
-
-/** The temp dir of the frames (and the compiled server script), removed on the way out. */
 let tempDir: string | undefined;
 
-function killAll(): void {
-  for (const child of children) if (alive(child)) child.kill("SIGKILL");
+function removeTempDir(): void {
   if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   tempDir = undefined;
 }
-process.on("exit", killAll);
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-function parseJson(line: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(line);
-    return typeof value === "object" && value !== null
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The first stdout line (past or future) that parses as JSON and satisfies `match`. */
-function waitForJson(
-  child: Child,
-  match: (record: Record<string, unknown>) => boolean,
-  timeoutMs: number,
-): Promise<Record<string, unknown>> {
-  for (const line of child.lines) {
-    const record = parseJson(line);
-    if (record && match(record)) return Promise.resolve(record);
-  }
-  return new Promise((resolve, reject) => {
-    const finish = (error?: Error, record?: Record<string, unknown>) => {
-      clearTimeout(timer);
-      child.lineEvents.off("line", onLine);
-      child.process.off("exit", onExit);
-      if (error) reject(error);
-      else resolve(record!);
-    };
-    const onLine = (line: string) => {
-      const record = parseJson(line);
-      if (record && match(record)) finish(undefined, record);
-    };
-    const onExit = (code: number | null, signal: string | null) => {
-      // Lines may still be in the pipe when 'exit' fires: give them a moment.
-      setTimeout(
-        () =>
-          finish(new Error(`${child.name} exited (${code ?? signal})\n${child.stderrTail.trim()}`)),
-        200,
-      );
-    };
-    const timer = setTimeout(
-      () =>
-        finish(new Error(`${child.name}: no answer within ${timeoutMs} ms\n${child.stderrTail}`)),
-      timeoutMs,
-    );
-    child.lineEvents.on("line", onLine);
-    child.process.once("exit", onExit);
-  });
-}
-
-/** SIGTERM, wait for exit (bounded; SIGKILL past it). ms from the signal to the exit. */
-function terminate(child: Child): Promise<{ ms: number; code: number | null; killed: boolean }> {
-  const started = performance.now();
-  if (!alive(child.process)) {
-    return Promise.resolve({ ms: 0, code: child.process.exitCode, killed: false });
-  }
-  return new Promise((resolve) => {
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.process.kill("SIGKILL");
-    }, EXIT_TIMEOUT_MS);
-    child.process.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ ms: performance.now() - started, code, killed });
-    });
-    child.process.kill("SIGTERM");
-  });
-}
-
-/** Progress on stderr: one updating line on a terminal, plain lines otherwise. */
-function progress(message: string): void {
-  if (process.stderr.isTTY) process.stderr.write(`\r${message}\x1b[K`);
-  else process.stderr.write(`${message}\n`);
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+process.on("exit", removeTempDir);
 
 // ---------------------------------------------------------------------------------------
 // Frames
@@ -366,23 +258,6 @@ function firstPart(url: string): Promise<{ contentType: string; head: string; jp
   });
 }
 
-/** /proc/<pid>/status: resident and peak resident memory, kB. */
-function memory(pid: number): { rssKb: number; hwmKb: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "latin1");
-  return {
-    rssKb: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]),
-    hwmKb: Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]),
-  };
-}
-
-function clockTicks(): number {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-}
-
 function openFileLimit(): number {
   try {
     const limits = readFileSync("/proc/self/limits", "utf8");
@@ -479,7 +354,7 @@ async function shutdownRun(kind: Kind, framesDir: string, streams: number): Prom
     const stopped = await terminate(server.child);
     const result = await clientResult(client, EXIT_TIMEOUT_MS + 5000);
     const serverReport = server.child.lines
-      .map(parseJson)
+      .map((line) => parseJson(line.text))
       .find((r) => r && typeof r.shutdown === "object");
     return {
       exitMs: stopped.ms,
@@ -502,24 +377,12 @@ async function shutdownRun(kind: Kind, framesDir: string, streams: number): Prom
 // ---------------------------------------------------------------------------------------
 // Statistics and formatting
 
-function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 const fixed = (digits: number) => (n: number) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
 const f0 = fixed(0);
 const f1 = fixed(1);
-const f2 = fixed(2);
-const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–");
-const mb = (kb: number) => (Number.isFinite(kb) ? (kb / 1024).toFixed(1) : "–");
 const signedMb = (kb: number) => (kb >= 0 ? "+" : "") + mb(kb);
 const ratio = (a: number, b: number) =>
   Number.isFinite(a / b) && b !== 0 ? `${(a / b).toFixed(2)}×` : "–";
-const row = (cells: readonly (string | number)[]) => `| ${cells.join(" | ")} |`;
-const rule = (n: number) => row(Array.from({ length: n }, () => "---"));
 
 /** Pad every markdown table's columns to one width (as biome formats markdown). */
 function alignTables(markdown: string): string {
@@ -565,22 +428,18 @@ interface Results {
   memory: Record<Kind, { startKb: number; endKb: number; peakKb: number }>;
   shutdown: Map<number, Record<Kind, ShutdownRun[]>>;
   openFiles: number;
-  totalSeconds: number;
-  loadBefore: number[];
-  loadAfter: number[];
+  meta: RunMeta;
 }
 
 function report(results: Results): string {
   const lines: string[] = [];
   const push = (...more: string[]) => lines.push(...more);
   push("# MJPEG benchmark: labthings-ts vs bare node:http", "");
-  push(`- Date: ${new Date().toISOString()}`);
+  push(dateLine());
   push(
-    `- Node ${process.version} on ${platform()}/${arch()}, ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? "unknown"}); open-file limit ${results.openFiles}`,
+    `- Node ${process.version} on ${platform()}/${arch()}, ${availableParallelism()} CPUs (${cpuModel()}); open-file limit ${results.openFiles}`,
   );
-  push(
-    `- Load average (1 min) before/after: ${f2(results.loadBefore[0]!)} / ${f2(results.loadAfter[0]!)}; whole run ${f0(results.totalSeconds)} s`,
-  );
+  push(loadLine(results.meta));
   push(
     "- **All figures are medians on a shared 2-core machine** (other work may be running; server, load client and bench share the cores). Read the ratios more than the absolute numbers.",
   );
@@ -773,8 +632,7 @@ function report(results: Results): string {
 // ---------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const began = performance.now();
-  const loadBefore = loadavg();
+  const run = startRun();
   const clkTck = clockTicks();
   const openFiles = openFileLimit();
   // Each side of N streams holds N sockets (client and server are separate processes).
@@ -838,8 +696,7 @@ async function main(): Promise<void> {
       const runs: Record<Kind, StreamingRun[]> = { labthings: [], bare: [] };
       streaming.set(clients, runs);
       for (let round = 0; round < ROUNDS; round++) {
-        const order: readonly Kind[] = round % 2 === 0 ? KINDS : [...KINDS].reverse();
-        for (const kind of order) {
+        for (const kind of kindsInOrder(round)) {
           progress(`streaming: ${clients} clients, round ${round + 1}/${ROUNDS}, ${LABEL[kind]}`);
           runs[kind].push(await streamingRun(servers[kind], clients, clkTck));
           // Let the server notice the closed sockets before the next run.
@@ -862,8 +719,7 @@ async function main(): Promise<void> {
       const runs: Record<Kind, ShutdownRun[]> = { labthings: [], bare: [] };
       shutdown.set(streams, runs);
       for (let round = 0; round < SHUTDOWN_ROUNDS; round++) {
-        const order: readonly Kind[] = round % 2 === 0 ? KINDS : [...KINDS].reverse();
-        for (const kind of order) {
+        for (const kind of kindsInOrder(round)) {
           progress(
             `shutdown: ${streams} streams, round ${round + 1}/${SHUTDOWN_ROUNDS}, ${LABEL[kind]}`,
           );
@@ -896,33 +752,14 @@ async function main(): Promise<void> {
       },
       shutdown,
       openFiles,
-      totalSeconds: (performance.now() - began) / 1000,
-      loadBefore,
-      loadAfter: loadavg(),
+      meta: run(),
     });
-    if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
-    console.log(markdown);
-    mkdirSync(fileURLToPath(new URL("./results/", import.meta.url)), { recursive: true });
-    writeFileSync(RESULTS, markdown);
-    console.log(`written to ${RESULTS}`);
+    writeReport(RESULTS, markdown);
   } finally {
     killAll();
+    removeTempDir();
   }
 }
 
-const watchdog = setTimeout(() => {
-  console.error(`bench:mjpeg: still running after ${WATCHDOG_MS / 1000} s, giving up`);
-  killAll();
-  process.exit(1);
-}, WATCHDOG_MS);
-watchdog.unref();
-
-main()
-  .catch((error: unknown) => {
-    console.error("bench:mjpeg failed:", error);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    killAll();
-    process.exit();
-  });
+watchdog(WATCHDOG_MS, `bench:mjpeg: still running after ${WATCHDOG_MS / 1000} s, giving up`);
+runBench("mjpeg", main, removeTempDir);

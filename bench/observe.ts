@@ -29,17 +29,39 @@
  * killed at the end, on error and on Ctrl-C; a watchdog bounds the run. Knobs (env):
  * BENCH_QUICK=1 for a smoke run.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { EventEmitter } from "node:events";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { arch, availableParallelism, cpus, loadavg, platform } from "node:os";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import {
+  alive,
+  type ByKind,
+  type Child,
+  environmentLines,
+  int,
+  KINDS,
+  type Kind,
+  kindsInOrder,
+  LABEL,
+  launch,
+  mb,
+  median,
+  ms,
+  progress,
+  QUICK,
+  type RunMeta,
+  row,
+  rssKb,
+  rule,
+  runBench,
+  type Stopped,
+  startRun,
+  terminate,
+  waitForJson,
+  watchdog,
+  writeReport,
+} from "./support.js";
 
 // ---------------------------------------------------------------------------------------
 // Configuration
 
-const QUICK = process.env.BENCH_QUICK === "1";
 const SUBSCRIBERS = 100;
 const FIXED_RATES = [100, 1000];
 const ROUNDS = QUICK ? 1 : 3;
@@ -59,153 +81,14 @@ const STALL_FILL_MS = 2500;
 /** RSS flat: window end − window start (medians of 3 samples each) under this. */
 const RSS_FLAT_KB = 4096;
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const LABTHINGS_SERVER = fileURLToPath(new URL("./observe-server.ts", import.meta.url));
 const BARE_SERVER = fileURLToPath(new URL("./observe-bare-server.mjs", import.meta.url));
 const CLIENT = fileURLToPath(new URL("./observe-client.mjs", import.meta.url));
 const RESULTS = fileURLToPath(new URL("./results/observe.md", import.meta.url));
 const READY_TIMEOUT_MS = 20_000;
 const CLIENT_TIMEOUT_MS = 45_000;
-const EXIT_TIMEOUT_MS = 8_000;
 /** The whole run is aborted past this (children killed, exit 1). */
 const WATCHDOG_MS = 4 * 60_000;
-
-type Kind = "labthings" | "bare";
-const KINDS: readonly Kind[] = ["labthings", "bare"];
-const LABEL: Record<Kind, string> = { labthings: "labthings-ts", bare: "node:http" };
-
-// ---------------------------------------------------------------------------------------
-// Child processes: every one is tracked and killed on the way out, whatever happens
-
-interface Child {
-  process: ChildProcess;
-  name: string;
-  /** Every stdout line so far; `lineEvents` emits each new one. */
-  lines: string[];
-  lineEvents: EventEmitter;
-  stderrTail: string;
-}
-
-const children = new Set<ChildProcess>();
-
-function launch(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
-  const child = spawn(process.execPath, args, {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  const result: Child = {
-    process: child,
-    name,
-    lines: [],
-    lineEvents: new EventEmitter(),
-    stderrTail: "",
-  };
-  // Both pipes are always drained, so a chatty child never blocks on a full pipe.
-  child.stderr!.setEncoding("utf8");
-  child.stderr!.on("data", (chunk: string) => {
-    result.stderrTail = (result.stderrTail + chunk).slice(-4000);
-  });
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    result.lines.push(line);
-    result.lineEvents.emit("line", line);
-  });
-  return result;
-}
-
-function alive(child: ChildProcess): boolean {
-  return child.exitCode === null && child.signalCode === null;
-}
-
-function killAll(): void {
-  for (const child of children) if (alive(child)) child.kill("SIGKILL");
-}
-process.on("exit", killAll);
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-function parseJson(line: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(line);
-    return typeof value === "object" && value !== null
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The first stdout line (past or future) that parses as JSON and satisfies `match`. */
-function waitForJson(
-  child: Child,
-  match: (record: Record<string, unknown>) => boolean,
-  timeoutMs: number,
-): Promise<Record<string, unknown>> {
-  for (const line of child.lines) {
-    const record = parseJson(line);
-    if (record && match(record)) return Promise.resolve(record);
-  }
-  return new Promise((resolve, reject) => {
-    const finish = (error?: Error, record?: Record<string, unknown>) => {
-      clearTimeout(timer);
-      child.lineEvents.off("line", onLine);
-      child.process.off("exit", onExit);
-      if (error) reject(error);
-      else resolve(record!);
-    };
-    const onLine = (line: string) => {
-      const record = parseJson(line);
-      if (record && match(record)) finish(undefined, record);
-    };
-    const onExit = (code: number | null, signal: string | null) => {
-      // Lines may still be in the pipe when 'exit' fires: give them a moment.
-      setTimeout(
-        () =>
-          finish(new Error(`${child.name} exited (${code ?? signal})\n${child.stderrTail.trim()}`)),
-        200,
-      );
-    };
-    const timer = setTimeout(
-      () =>
-        finish(new Error(`${child.name}: no answer within ${timeoutMs} ms\n${child.stderrTail}`)),
-      timeoutMs,
-    );
-    child.lineEvents.on("line", onLine);
-    child.process.once("exit", onExit);
-  });
-}
-
-/** SIGTERM, wait for exit (bounded; SIGKILL past it). ms from the signal to the exit. */
-function terminate(child: Child): Promise<{ ms: number; code: number | null; killed: boolean }> {
-  const started = performance.now();
-  if (!alive(child.process)) {
-    return Promise.resolve({ ms: 0, code: child.process.exitCode, killed: false });
-  }
-  return new Promise((resolve) => {
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.process.kill("SIGKILL");
-    }, EXIT_TIMEOUT_MS);
-    child.process.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ ms: performance.now() - started, code, killed });
-    });
-    child.process.kill("SIGTERM");
-  });
-}
-
-/** Progress on stderr: one updating line on a terminal, plain lines otherwise. */
-function progress(message: string): void {
-  if (process.stderr.isTTY) process.stderr.write(`\r${message}\x1b[K`);
-  else process.stderr.write(`${message}\n`);
-}
 
 // ---------------------------------------------------------------------------------------
 // Servers and the load client
@@ -326,42 +209,17 @@ async function measureRate(server: Server, rate: number): Promise<Run> {
   return judge(server.kind, rate, await runClient(server, { mode: "rate", rate }));
 }
 
-// ---------------------------------------------------------------------------------------
-// Statistics and formatting
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–");
-const ms = (n: number) => (n >= 10 ? n.toFixed(1) : n.toFixed(2));
-const mb = (kb: number) => (kb / 1024).toFixed(1);
 const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : "–");
-const row = (cells: readonly (string | number)[]) => `| ${cells.join(" | ")} |`;
-const rule = (n: number) => row(Array.from({ length: n }, () => "---"));
-
-function nproc(): string {
-  try {
-    return execFileSync("nproc", { encoding: "utf8" }).trim();
-  } catch {
-    return String(availableParallelism());
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // Measurements
-
-type ByKind<T> = Record<Kind, T>;
 
 async function measureFixed(servers: ByKind<Server>): Promise<Map<number, ByKind<Run[]>>> {
   const results = new Map<number, ByKind<Run[]>>();
   for (const rate of FIXED_RATES) {
     const runs: ByKind<Run[]> = { labthings: [], bare: [] };
     for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? KINDS : [...KINDS].reverse();
-      for (const kind of order) {
+      for (const kind of kindsInOrder(round)) {
         progress(`${rate}/s: round ${round + 1}/${ROUNDS}, ${LABEL[kind]}`);
         runs[kind].push(await measureRate(servers[kind], rate));
       }
@@ -390,8 +248,7 @@ async function stepUp(servers: ByKind<Server>): Promise<ByKind<StepUp>> {
   const climbing = new Set<Kind>(KINDS);
   let rate = Math.round(STEP_FROM * STEP_FACTOR);
   for (let step = 0; rate <= STEP_MAX && climbing.size > 0; step++) {
-    const order = step % 2 === 0 ? KINDS : [...KINDS].reverse();
-    for (const kind of order.filter((k) => climbing.has(k))) {
+    for (const kind of kindsInOrder(step).filter((k) => climbing.has(k))) {
       const record = result[kind];
       progress(`step-up ${LABEL[kind]}: ${rate}/s`);
       let run = await measureRate(servers[kind], rate);
@@ -415,7 +272,7 @@ async function stepUp(servers: ByKind<Server>): Promise<ByKind<StepUp>> {
 
 async function measureStall(server: Server): Promise<StallResult & { rssBeforeKb: number }> {
   progress(`stalled subscriber: ${LABEL[server.kind]}`);
-  const rssBeforeKb = readRssKb(server.pid);
+  const rssBeforeKb = rssKb(server.pid);
   const result = await runClient<StallResult>(server, {
     mode: "stall",
     rate: STALL_RATE,
@@ -424,15 +281,6 @@ async function measureStall(server: Server): Promise<StallResult & { rssBeforeKb
     fillMs: STALL_FILL_MS,
   });
   return { ...result, rssBeforeKb };
-}
-
-function readRssKb(pid: number): number {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, "latin1");
-    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
-  } catch {
-    return Number.NaN;
-  }
 }
 
 /** RSS growth over the window: median of the last 3 samples − median of the first 3. */
@@ -448,21 +296,15 @@ interface Results {
   fixed: Map<number, ByKind<Run[]>>;
   steps: ByKind<StepUp>;
   stall: ByKind<StallResult & { rssBeforeKb: number }>;
-  shutdown: ByKind<{ ms: number; code: number | null; killed: boolean }>;
-  meta: { totalSeconds: number; loadBefore: number[]; loadAfter: number[] };
+  shutdown: ByKind<Stopped>;
+  meta: RunMeta;
 }
 
 function report(results: Results): string {
   const { fixed, steps, stall, meta } = results;
   const lines: string[] = [];
   lines.push("# Observation benchmark: property changes over SSE to 100 subscribers", "");
-  lines.push(`- Date: ${new Date().toISOString()}`);
-  lines.push(
-    `- Node ${process.version} on ${platform()}/${arch()}, nproc ${nproc()}, CPU ${cpus()[0]?.model.trim() ?? "unknown"}`,
-  );
-  lines.push(
-    `- Load average (1 min) before/after: ${meta.loadBefore[0]!.toFixed(2)} / ${meta.loadAfter[0]!.toFixed(2)}; whole run ${meta.totalSeconds.toFixed(0)} s`,
-  );
+  lines.push(...environmentLines(meta));
   lines.push(
     "- **All figures are medians on a shared 2-core machine**: the load client (100 subscribers, one process) runs on the same two cores as the server and needs about as much CPU as the server. Read the ratios more than the absolute numbers.",
   );
@@ -629,8 +471,7 @@ function report(results: Results): string {
 // ---------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const began = performance.now();
-  const loadBefore = loadavg();
+  const run = startRun();
   const servers: ByKind<Server> = {
     labthings: await startServer("labthings"),
     bare: await startServer("bare"),
@@ -655,28 +496,10 @@ async function main(): Promise<void> {
     steps,
     stall,
     shutdown,
-    meta: { totalSeconds: (performance.now() - began) / 1000, loadBefore, loadAfter: loadavg() },
+    meta: run(),
   });
-  if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
-  console.log(markdown);
-  mkdirSync(fileURLToPath(new URL("./results/", import.meta.url)), { recursive: true });
-  writeFileSync(RESULTS, markdown);
-  console.log(`written to ${RESULTS}`);
+  writeReport(RESULTS, markdown);
 }
 
-const watchdog = setTimeout(() => {
-  console.error(`bench:observe: still running after ${WATCHDOG_MS / 1000} s, aborting`);
-  killAll();
-  process.exit(1);
-}, WATCHDOG_MS);
-watchdog.unref();
-
-main()
-  .catch((error: unknown) => {
-    console.error("bench:observe failed:", error);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    killAll();
-    process.exit();
-  });
+watchdog(WATCHDOG_MS, `bench:observe: still running after ${WATCHDOG_MS / 1000} s, aborting`);
+runBench("observe", main);
