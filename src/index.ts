@@ -54,7 +54,7 @@ export {
   type StreamDeclarationOptions,
   type StreamStats,
 } from "./model/mjpeg-stream.js";
-export { type PropertyOptions, property } from "./model/property.js";
+export { type PropertyOptions, property, setting } from "./model/property.js";
 export { type SlotOptions, thingSlot } from "./model/slot.js";
 export {
   observeProperties,
@@ -66,4 +66,5 @@ export type { BlobReference } from "./runtime/blob-store.js";
 export { ExposedThing } from "./runtime/exposed-thing.js";
 export type { ActionStatus, InvocationStatus } from "./runtime/invocation.js";
 export type { Notification, NotificationKind } from "./runtime/observation-hub.js";
+export type { SettingsConfig } from "./runtime/settings-store.js";
 export type { ThingEntry } from "./runtime/thing-registry.js";

@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import closeWithGrace from "close-with-grace";
 import type { ServerConfig } from "../config/config-schema.js";
 import { LOG_LEVELS } from "../config/config-schema.js";
-import { readConfigFile, validateConfig } from "../config/load-config.js";
+import { readConfigFile, resolveConfigPath, validateConfig } from "../config/load-config.js";
 import { loadThings } from "../config/load-things.js";
 import { ConfigError } from "../errors.js";
 import { DEFAULTS, ThingServer } from "../http/thing-server.js";
@@ -87,6 +87,8 @@ export async function serve(args: string[]): Promise<void> {
     bodyLimitBytes: config.bodyLimitBytes,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     trustProxy: config.trustProxy,
+    // Relative to the config file's folder (the working directory without a config).
+    settingsDir: resolveConfigPath(baseDir, config.settingsDir ?? "settings"),
     actionRetentionMs: config.actionRetentionMs,
     maxRetainedInvocations: config.maxRetainedInvocations,
     logger,
@@ -115,6 +117,7 @@ export async function serve(args: string[]): Promise<void> {
       const clean =
         !err &&
         report.hungThings.length === 0 &&
+        report.settingsSaved &&
         report.failedThings.length === 0 &&
         !report.forced;
       const summary = { ...report, durationMs: Math.round(report.durationMs) };

@@ -16,6 +16,10 @@ const ThingSpec = Type.Object(
     slots: Type.Optional(
       Type.Record(Type.String(), Type.String({ pattern: AFFORDANCE_NAME.source })),
     ),
+    /** Setting name → value used when nothing is saved yet. */
+    settings: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    /** Setting name → value it always has; read-only over the network. */
+    lockedSettings: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   },
   { additionalProperties: false },
 );

@@ -110,7 +110,12 @@ export async function loadThings(config: ServerConfig, baseDir: string): Promise
         cause: error,
       });
     }
-    entries.push({ name, thing, slots: spec.slots });
+    entries.push({
+      name,
+      thing,
+      slots: spec.slots,
+      settings: { initial: spec.settings, locked: spec.lockedSettings },
+    });
   }
   return entries;
 }

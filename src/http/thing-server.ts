@@ -27,6 +27,7 @@ import { NotFoundError, UnavailableError } from "../errors.js";
 import { BlobStore } from "../runtime/blob-store.js";
 import { InvocationManager } from "../runtime/invocation-manager.js";
 import { ObservationHub } from "../runtime/observation-hub.js";
+import { SettingsStore } from "../runtime/settings-store.js";
 import { settleWithin } from "../runtime/settle.js";
 import type { ThingEntry } from "../runtime/thing-registry.js";
 import { ThingRegistry } from "../runtime/thing-registry.js";
@@ -60,6 +61,8 @@ export interface ThingServerOptions {
   trustProxy?: boolean;
   /** How long finished action invocations (and their blobs) are kept. Default 5 minutes. */
   actionRetentionMs?: number;
+  /** Folder for `@setting` files (`<thing>.json`); without it settings are not persisted. */
+  settingsDir?: string;
   /** Most finished invocations kept; the oldest go first. Default 1000. */
   maxRetainedInvocations?: number;
   logger?: Logger;
@@ -72,6 +75,8 @@ export interface ShutdownReport {
   hungThings: string[];
   /** Things whose `stop()` threw. */
   failedThings: string[];
+  /** Every pending setting change was written. */
+  settingsSaved: boolean;
   /** Action invocations that ignored their abort signal and were abandoned. */
   abandonedInvocations: string[];
   /** Long-lived responses (streams) open when shutdown began, all ended by the server. */
@@ -101,6 +106,9 @@ export class ThingServer {
   readonly longLived = new LongLivedRegistry();
   readonly invocations: InvocationManager;
   readonly blobs = new BlobStore();
+  /** `@setting` persistence: loaded before start, saved on change, flushed at close. */
+  readonly settings: SettingsStore;
+  readonly #entries: readonly ThingEntry[];
   /** Property changes, events and invocation updates, numbered, for SSE and websockets. */
   readonly observation: ObservationHub;
   readonly logger: Logger;
@@ -117,6 +125,8 @@ export class ThingServer {
     this.logger = options.logger ?? pino({ level: "silent" });
     this.#prefix = normalisePrefix(options.apiPrefix);
     this.registry = new ThingRegistry(entries, this.logger);
+    this.#entries = entries;
+    this.settings = new SettingsStore(options.settingsDir, this.registry.validator, this.logger);
     this.invocations = new InvocationManager({
       validator: this.registry.validator,
       locks: this.registry.locks,
@@ -144,6 +154,9 @@ export class ThingServer {
   /** Start every Thing, then listen. Resolves with the URL. */
   async start(): Promise<string> {
     const timeoutMs = this.#options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs;
+    for (const entry of this.#entries) {
+      await this.settings.load(this.registry.get(entry.name), entry.settings);
+    }
     await this.registry.startAll(timeoutMs);
     try {
       // A signal during start-up: do not start listening after close() has run.
@@ -177,6 +190,7 @@ export class ThingServer {
       durationMs: 0,
       hungThings: [],
       failedThings: [],
+      settingsSaved: true,
       abandonedInvocations: [],
       responsesEnded: 0,
       responsesDestroyed: [],
@@ -214,7 +228,12 @@ export class ThingServer {
     const stopped = await this.registry.stopAll(Math.max(1, remaining()));
     report.hungThings = stopped.hung;
     report.failedThings = stopped.failed;
-    // 5. Wait for in-flight requests, but never past the deadline.
+    // 5. Save settings: pending (debounced) changes are written now, atomically.
+    const saved = await settleWithin(this.settings.flush(), remaining());
+    report.settingsSaved = saved.kind === "fulfilled";
+    if (!report.settingsSaved)
+      this.logger.error("settings could not all be saved before the deadline");
+    // 6. Wait for in-flight requests, but never past the deadline.
     const outcome = await settleWithin(httpClosed, remaining());
     if (outcome.kind === "timeout") {
       report.forced = true;
@@ -230,6 +249,7 @@ export class ThingServer {
     }
     this.invocations.dispose();
     this.observation.dispose();
+    this.settings.dispose();
     await this.blobs.dispose();
     report.durationMs = performance.now() - started;
     return report;

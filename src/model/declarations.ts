@@ -32,6 +32,8 @@ export interface PropertyDeclaration {
   readonly computed: boolean;
   /** Network writes fail with 409 while this lock is held. */
   readonly lock?: string;
+  /** Persisted per Thing under the settings directory (`@setting`). */
+  readonly setting: boolean;
 }
 
 /** An MJPEG stream: not a WoT affordance but a TD link; its name shares the namespace. */

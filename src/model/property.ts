@@ -54,6 +54,29 @@ export interface PropertyDecorator<V> {
 export function property<S extends TSchema>(
   options: PropertyOptions<S>,
 ): PropertyDecorator<Static<S>> {
+  return declareProperty(options, false);
+}
+
+/**
+ * Declare a setting: a stored property persisted per Thing under the settings directory,
+ * loaded before `start()` and saved (atomically, debounced) on every change.
+ *
+ * @example
+ * ```ts
+ * @setting({ schema: Type.Number({ minimum: 1, maximum: 20000 }) })
+ * accessor speed = 2000;
+ * ```
+ */
+export function setting<S extends TSchema>(
+  options: PropertyOptions<S>,
+): PropertyDecorator<Static<S>> {
+  return declareProperty(options, true);
+}
+
+function declareProperty<S extends TSchema>(
+  options: PropertyOptions<S>,
+  persisted: boolean,
+): PropertyDecorator<Static<S>> {
   if (options.readOnly && options.writeOnly) {
     throw new ThingDefinitionError("a property cannot be both readOnly and writeOnly");
   }
@@ -77,8 +100,15 @@ export function property<S extends TSchema>(
       observable: options.observable ?? context.kind !== "getter",
       computed: context.kind === "getter",
       lock: options.lock,
+      setting: persisted,
     });
-    if (context.kind === "getter") return;
+    if (context.kind === "getter") {
+      if (persisted)
+        throw new ThingDefinitionError(
+          `@setting '${name}' must be a stored accessor, not a getter`,
+        );
+      return;
+    }
     const field = target as ClassAccessorDecoratorTarget<Thing, unknown>;
     return {
       get(this: Thing) {

@@ -108,6 +108,12 @@ export class ExposedThing {
     return action;
   }
 
+  /** Make a property read-only over the network (a setting locked by the config). */
+  lockProperty(name: string): void {
+    const property = this.property(name);
+    (this.properties as Map<string, ExposedProperty>).set(name, { ...property, writable: false });
+  }
+
   stream(name: string): ExposedStream {
     const stream = this.streams.get(name);
     if (!stream) throw new NotFoundError(`Thing '${this.name}' has no stream '${name}'`);

@@ -7,6 +7,7 @@ import type { Thing } from "../model/thing.js";
 import { attachHost } from "../model/thing.js";
 import { ExposedThing } from "./exposed-thing.js";
 import { LockManager } from "./lock-manager.js";
+import type { SettingsConfig } from "./settings-store.js";
 import { errorMessage, settleWithin } from "./settle.js";
 
 /** One Thing to serve: its name (URL segment), the instance, and explicit slot targets. */
@@ -15,6 +16,8 @@ export interface ThingEntry {
   thing: Thing;
   /** slot name → name of the Thing to put in it, overriding the search by class. */
   slots?: Record<string, string>;
+  /** Initial and locked values of its `@setting`s, from the config. */
+  settings?: SettingsConfig;
 }
 
 /** Route names at the server root that a Thing name would shadow. */
