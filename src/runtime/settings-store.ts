@@ -76,7 +76,7 @@ export class SettingsStore {
       const locked = config.locked && key in config.locked;
       const fromConfig = locked ? config.locked?.[key] : config.initial?.[key];
       if (locked || (config.initial && key in config.initial && !(key in saved))) {
-        this.#check(exposed, property, fromConfig, `things.${exposed.name}.settings.${key}`);
+        this.#check(property, fromConfig, `things.${exposed.name}.settings.${key}`);
         this.#assign(exposed, property, fromConfig);
       } else if (key in saved) {
         const errors = this.validator.check(property.declaration.schema, saved[key], key);
@@ -147,7 +147,7 @@ export class SettingsStore {
     return {};
   }
 
-  #check(exposed: ExposedThing, property: ExposedProperty, value: unknown, key: string): void {
+  #check(property: ExposedProperty, value: unknown, key: string): void {
     const errors = this.validator.check(property.declaration.schema, value, property.name);
     if (errors.length > 0) throw new ConfigError(key, describeFieldErrors(errors));
   }
