@@ -158,7 +158,9 @@ export class SettingsStore {
 
   #schedule(state: ThingSettings): void {
     if (!this.folder) return;
-    clearTimeout(state.timer);
+    // A pending save writes this change too (values are read when it fires). Restarting
+    // the timer on every change would never save a setting that keeps changing.
+    if (state.timer) return;
     state.timer = setTimeout(() => {
       state.timer = undefined;
       this.#save(state);
