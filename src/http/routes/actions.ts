@@ -69,12 +69,6 @@ export function registerActionRoutes(app: FastifyInstance, context: ActionRouteC
     async (request, reply) => {
       const invocation = invocations.get(idOf(request));
       if (!acceptsEventStream(request)) return sendJson(reply, status(invocation));
-      // Its status now, then every update (status, progress, log) until it ends.
-      const current = {
-        id: context.eventStreams.lastId,
-        event: invocation.action,
-        data: JSON.stringify(status(invocation)),
-      };
       const lastEventId = Number(request.headers["last-event-id"]);
       if (
         invocation.finished &&
@@ -83,20 +77,19 @@ export function registerActionRoutes(app: FastifyInstance, context: ActionRouteC
         // The client saw the end already: 204 tells EventSource to stop reconnecting.
         return reply.code(204).send();
       }
-      if (invocation.finished) {
-        context.eventStreams.open(request, reply, {
-          label: `invocation ${invocation.id}`,
-          filter: () => false,
-          initial: [current],
-          endAfterInitial: true,
-        });
-        return;
-      }
+      // Its status now, then every update (status, progress, log) until it ends; a
+      // finished invocation has nothing more to come after its status.
+      const current = {
+        id: context.eventStreams.lastId,
+        event: invocation.action,
+        data: JSON.stringify(status(invocation)),
+      };
       context.eventStreams.open(request, reply, {
         label: `invocation ${invocation.id}`,
         filter: (n) => n.invocation === invocation,
         data: () => status(invocation),
         initial: [current],
+        endAfterInitial: invocation.finished,
         endAfter: () => invocation.finished,
       });
     },
