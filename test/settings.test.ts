@@ -8,7 +8,13 @@
 import { access, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { ConfigError, type SettingsConfig, ThingServer } from "../src/index.js";
+import {
+  ConfigError,
+  InvalidInputError,
+  observeProperties,
+  type SettingsConfig,
+  ThingServer,
+} from "../src/index.js";
 import { assertBuilt, FRAMEWORK, killAll, listeningUrl, startCli } from "./support/cli-process.js";
 import { getJson, putJson } from "./support/json-http.js";
 import { expectProblem } from "./support/problem.js";
@@ -119,6 +125,49 @@ describe("restart", () => {
     expect(stage.speed).toBe(DEFAULT_SPEED);
     expect((await close(server)).settingsSaved).toBe(true);
     expect(await readdir(dir)).toEqual([]);
+  });
+});
+
+describe("object-valued settings", () => {
+  it("updateProperty changes one key (or computes the value): observers hear it and it is saved", async () => {
+    const dir = await tempDir("labthings-settings-update-");
+    const first = await startStage(dir);
+    const heard: unknown[] = [];
+    observeProperties(first.stage, (name, value) => {
+      if (name === "region") heard.push(value);
+    });
+    first.stage.widen(300);
+    first.stage.shift(4);
+    expect(heard).toEqual([
+      { ...DEFAULT_REGION, width: 300 },
+      { ...DEFAULT_REGION, x: 4, width: 300 },
+    ]);
+    expect(await getJson(`${first.url}/stage/region`)).toEqual({ x: 4, y: 0, width: 300 });
+    // An update that breaks the schema names the key and changes nothing.
+    expect(() => first.stage.widen(0)).toThrow(InvalidInputError);
+    expect(() => first.stage.widen(0)).toThrow(/width/);
+    expect(first.stage.region.width).toBe(300);
+    expect(heard).toHaveLength(2);
+    await close(first.server);
+    expect(await readJson(join(dir, "stage.json"))).toMatchObject({
+      region: { x: 4, y: 0, width: 300 },
+    });
+    const second = await startStage(dir);
+    expect(second.stage.region).toEqual({ x: 4, y: 0, width: 300 });
+  });
+
+  it("an in-place change of a stored object throws instead of being silently lost", async () => {
+    const dir = await tempDir("labthings-settings-frozen-");
+    const { server, stage } = await startStage(dir);
+    expect(() => stage.mutateInPlace(999)).toThrow(TypeError);
+    expect(stage.region).toEqual(DEFAULT_REGION);
+    // A value written over the network is frozen too, and the caller's object is not.
+    const mine = { x: 1, y: 2, width: 3 };
+    stage.region = mine;
+    mine.width = 4;
+    expect(stage.region.width).toBe(3);
+    expect(Object.isFrozen(stage.region)).toBe(true);
+    await close(server);
   });
 });
 
@@ -332,6 +381,29 @@ export class Tuned extends Thing {
       label: "fixed",
     });
     await expect(access(join(cwd, "settings"))).rejects.toThrow();
+  });
+
+  it("the simulated microscope keeps its camera and stage settings in --settings-dir across restarts", async () => {
+    assertBuilt();
+    const dir = await tempDir("labthings-settings-microscope-");
+    const settingsDir = join(dir, "saved");
+    const first = startCli(["--port", "0", "--settings-dir", "saved"], { cwd: dir });
+    const url = await listeningUrl(first);
+    expect((await putJson(`${url}/camera/exposureTime`, 25_000)).status).toBe(204);
+    expect((await putJson(`${url}/camera/colourGains`, { red: 2, blue: 1.5 })).status).toBe(204);
+    expect((await putJson(`${url}/stage/speed`, 750)).status).toBe(204);
+    first.signal("SIGTERM");
+    expect((await within(first.closed, "the CLI to exit")).code, first.stderr()).toBe(0);
+    expect(await readJson(join(settingsDir, "camera.json"))).toMatchObject({
+      exposureTime: 25_000,
+      colourGains: { red: 2, blue: 1.5 },
+    });
+
+    const second = startCli(["--port", "0", "--settings-dir", settingsDir]);
+    const again = await listeningUrl(second);
+    expect(await getJson(`${again}/camera/exposureTime`)).toBe(25_000);
+    expect(await getJson(`${again}/camera/colourGains`)).toEqual({ red: 2, blue: 1.5 });
+    expect(await getJson(`${again}/stage/speed`)).toBe(750);
   });
 
   it("an unknown setting in the config exits with code 2 naming things.<name>.settings.<key>", async () => {

@@ -7,6 +7,7 @@ import {
   mjpegStream,
   property,
   type Static,
+  setting,
   Thing,
   Type,
   thingSlot,
@@ -199,14 +200,14 @@ export class SimulatedCamera extends Thing {
     }
   }
 
-  @property({
+  @setting({
     schema: Type.Integer({ minimum: 10, maximum: 1_000_000, unit: "µs" }),
     title: "Exposure time",
     description: "Sensor exposure per frame in microseconds.",
   })
   accessor exposureTime = 10_000;
 
-  @property({ schema: Type.Number({ minimum: 1, maximum: 16 }), title: "Analogue gain" })
+  @setting({ schema: Type.Number({ minimum: 1, maximum: 16 }), title: "Analogue gain" })
   accessor analogGain = 1;
 
   @property({
@@ -219,7 +220,7 @@ export class SimulatedCamera extends Thing {
   @property({ schema: Type.Number({ minimum: 1, maximum: 60, unit: "Hz" }), title: "Frame rate" })
   accessor frameRate: number;
 
-  @property({
+  @setting({
     schema: Type.Object(
       {
         red: Type.Number({ minimum: 0, maximum: 8 }),

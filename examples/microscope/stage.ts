@@ -5,6 +5,7 @@ import {
   event,
   property,
   type Static,
+  setting,
   Thing,
   ThingEvent,
   Type,
@@ -81,7 +82,7 @@ export class SimulatedStage extends Thing {
   })
   accessor position: Position = { x: 0, y: 0, z: 0 };
 
-  @property({
+  @setting({
     schema: Type.Number({ minimum: 1, maximum: 20000, unit: "steps/s" }),
     title: "Speed",
     description: "Steps per second used by moves.",

@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import closeWithGrace from "close-with-grace";
 import type { ServerConfig } from "../config/config-schema.js";
@@ -16,6 +17,8 @@ Options:
   -c, --config FILE          JSON config file; relative paths in it resolve against its folder
   -H, --host HOST            interface to bind (default 127.0.0.1)
   -p, --port PORT            TCP port; 0 picks a free one (default 5000)
+      --settings-dir DIR     where @setting values are saved (default ./settings,
+                             or settingsDir in the config file)
       --shutdown-timeout MS  hard deadline for shutdown (default 5000)
       --log-level LEVEL      ${LOG_LEVELS.join(" | ")} (default info)
       --log-format FORMAT    pretty | json (default: pretty on a terminal)
@@ -35,6 +38,7 @@ async function resolveServeConfig(
         host: { type: "string", short: "H" },
         port: { type: "string", short: "p" },
         "shutdown-timeout": { type: "string" },
+        "settings-dir": { type: "string" },
         "log-level": { type: "string" },
         "log-format": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -53,6 +57,10 @@ async function resolveServeConfig(
   if (values.port !== undefined) overrides.port = flagInteger("--port", values.port);
   if (values["shutdown-timeout"] !== undefined) {
     overrides.shutdownTimeoutMs = flagInteger("--shutdown-timeout", values["shutdown-timeout"]);
+  }
+  // A flag's path is relative to the working directory, like any command-line path.
+  if (values["settings-dir"] !== undefined) {
+    overrides.settingsDir = resolve(String(values["settings-dir"]));
   }
   if (values["log-level"] !== undefined) overrides.logLevel = values["log-level"];
   if (values["log-format"] !== undefined) overrides.logFormat = values["log-format"];

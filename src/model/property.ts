@@ -111,11 +111,13 @@ function declareProperty<S extends TSchema>(
     }
     const field = target as ClassAccessorDecoratorTarget<Thing, unknown>;
     return {
+      init: frozenCopy,
       get(this: Thing) {
         return field.get.call(this);
       },
-      set(this: Thing, value: unknown) {
+      set(this: Thing, assigned: unknown) {
         const previous = field.get.call(this);
+        const value = frozenCopy(assigned);
         field.set.call(this, value);
         // Objects always notify (they may have been rebuilt); equal primitives do not.
         if (typeof value === "object" || !Object.is(previous, value)) {
@@ -124,4 +126,22 @@ function declareProperty<S extends TSchema>(
       },
     } satisfies ClassAccessorDecoratorResult<Thing, unknown>;
   }) as PropertyDecorator<Static<S>>;
+}
+
+/**
+ * Stored object values are deep-frozen copies: a change made in place would reach no
+ * observer and no settings file, so it throws instead (use `updateProperty`).
+ */
+function frozenCopy<V>(value: V): V {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return value;
+  return deepFreeze(structuredClone(value));
+}
+
+function deepFreeze<V>(value: V): V {
+  // Typed arrays cannot be frozen; property values are JSON, but do not fail on one.
+  if (typeof value === "object" && value !== null && !ArrayBuffer.isView(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
 }

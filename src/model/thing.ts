@@ -84,10 +84,7 @@ export abstract class Thing {
       throw new ThingDefinitionError(`'${this.name}' declares no event '${name}'`);
     }
     if (declaration.data) {
-      // Detached (unit tests) a Thing validates with a validator of its own.
-      this[OWN_VALIDATOR] ??= this[HOST] ? undefined : new SchemaValidator();
-      const validator = this[HOST]?.validator ?? this[OWN_VALIDATOR]!;
-      const errors = validator.check(declaration.data, data, name);
+      const errors = this.#validator().check(declaration.data, data, name);
       if (errors.length > 0) {
         throw new InvalidInputError(
           `event '${this.name}/${name}' data is invalid: ${describeFieldErrors(errors)}`,
@@ -96,6 +93,57 @@ export abstract class Thing {
       }
     }
     for (const listener of this[EVENT_LISTENERS]) listener(name, data);
+  }
+
+  /**
+   * Change part of an object-valued stored property (one key of a calibration, say).
+   * Stored objects are frozen, so this is the way to edit one: it assigns a new object,
+   * which observers hear and, for a `@setting`, is saved. The result is checked against
+   * the property's schema first (an InvalidInputError naming the key, nothing changed).
+   *
+   * @example
+   * ```ts
+   * this.updateProperty("colourGains", { red: 2 });                   // merge keys
+   * this.updateProperty("roi", (roi) => ({ ...roi, x: roi.x + 10 })); // or compute
+   * ```
+   */
+  protected updateProperty<K extends keyof this & string>(
+    member: K,
+    // Keys are checked against the schema at run time: inside a class, TypeScript
+    // cannot resolve `Partial<this[K]>` for a literal, so it is not typed here.
+    change: Record<string, unknown> | ((current: this[K]) => this[K]),
+  ): void {
+    const current = this[member];
+    const declaration = [...affordancesOf(this.constructor as ThingClass).values()].find(
+      (d) => d.kind === "property" && d.member === member,
+    );
+    if (declaration?.kind !== "property" || declaration.computed) {
+      throw new ThingDefinitionError(`'${member}' is no stored property of '${this.name}'`);
+    }
+    let next: unknown;
+    if (typeof change === "function") next = change(current);
+    else if (typeof current === "object" && current !== null && !Array.isArray(current)) {
+      next = { ...current, ...change };
+    } else {
+      throw new ThingDefinitionError(
+        `updateProperty('${member}', {…}) merges keys into an object; pass a function for this value`,
+      );
+    }
+    const errors = this.#validator().check(declaration.schema, next, declaration.name);
+    if (errors.length > 0) {
+      throw new InvalidInputError(
+        `'${this.name}/${declaration.name}' update is invalid: ${describeFieldErrors(errors)}`,
+        errors,
+      );
+    }
+    this[member] = next as this[K];
+  }
+
+  /** The server's validator; detached (unit tests), one of the Thing's own. */
+  #validator(): SchemaValidator {
+    if (this[HOST]) return this[HOST].validator;
+    this[OWN_VALIDATOR] ??= new SchemaValidator();
+    return this[OWN_VALIDATOR];
   }
 
   /** Open hardware, start capture loops. Runs after slots are connected and before listening. */

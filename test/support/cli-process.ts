@@ -7,7 +7,8 @@
  * running a file that uses this on its own.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -92,10 +93,26 @@ export interface Cli {
   signal(signal: NodeJS.Signals): number;
 }
 
-/** Start `labthings-ts serve --log-format json …args` (in `cwd`, default this one's). */
+const scratchDirs = new Set<string>();
+function removeScratchDirs(): void {
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
+  scratchDirs.clear();
+}
+
+/**
+ * Start `labthings-ts serve --log-format json …args` in `cwd`; by default a fresh
+ * temporary folder (removed at exit), so settings saved by the default microscope
+ * (`./settings`) never leak between runs or into the repository.
+ */
 export function startCli(args: string[], options: { cwd?: string } = {}): Cli {
+  let cwd = options.cwd;
+  if (cwd === undefined) {
+    cwd = mkdtempSync(join(tmpdir(), "labthings-cli-"));
+    if (scratchDirs.size === 0) process.once("exit", removeScratchDirs);
+    scratchDirs.add(cwd);
+  }
   const child = spawn(process.execPath, [CLI, "serve", "--log-format", "json", ...args], {
-    cwd: options.cwd ?? process.cwd(),
+    cwd,
     env: { ...process.env, NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });

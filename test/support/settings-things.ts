@@ -35,6 +35,21 @@ export class TunedStage extends Thing {
   @property({ schema: Type.Number() })
   accessor position = 0;
 
+  /** Change one key of the object-valued setting through the update API. */
+  widen(width: number): void {
+    this.updateProperty("region", { width });
+  }
+
+  /** Shift the region with a function of the current value. */
+  shift(dx: number): void {
+    this.updateProperty("region", (region) => ({ ...region, x: region.x + dx }));
+  }
+
+  /** The mistake the freezing catches: an in-place change nothing would notice. */
+  mutateInPlace(width: number): void {
+    (this.region as { width: number }).width = width;
+  }
+
   /** The Thing's own code changing a setting (as after a calibration). */
   calibrate(width: number): void {
     this.region = { x: 5, y: 7, width };
