@@ -1,0 +1,666 @@
+/**
+ * `npm run bench:peers`: labthings-ts against node-wot (Eclipse Thingweb's TypeScript WoT
+ * runtime, `@node-wot/binding-http`'s HttpServer), serving the same Thing in one run.
+ *
+ * Children, each its own process on 127.0.0.1: `bench/peers-labthings-server.ts` (a
+ * ThingServer from `dist/`) and `bench/peers-node-wot-server.ts` (a Servient with an
+ * HttpServer, `produce` / `expose`), both serving `bench/peers-thing.ts`: a read-only
+ * number, a writable number (validated), a read-only object and a no-op action.
+ *
+ * 1. Throughput and latency: autocannon (same connections, pipelining and duration for
+ *    both) drives each operation on each server: property read (number, object), property
+ *    write (PUT with a JSON body), action invocation (POST). Ours twice: the default
+ *    asynchronous action (201 + ActionStatus) and a `synchronous: true` one (204 when
+ *    done); node-wot's action is synchronous (its POST answers when the handler returns),
+ *    so the synchronous row is the like-for-like one. A warm-up per operation and server,
+ *    then rounds; within a round the two servers run back to back per operation, in an
+ *    order flipped every round. Medians over the rounds of req/s and of each round's
+ *    p50/p99 (from every response time: autocannon's own histogram has whole ms only).
+ * 2. Shutdown with an observer: a fresh child per measurement, one observer connected
+ *    (ours: an SSE observeproperty response; node-wot: its observeproperty long-poll,
+ *    `GET …/properties/setpoint/observable`, which answers at the next change), then
+ *    SIGTERM; time to process exit measured here. Each child shuts down as its users'
+ *    code does (ours `server.close()`, node-wot `servient.shutdown()`); past a cap the
+ *    child is killed and recorded as "> cap (killed)". The same without any client, as a
+ *    reference.
+ *
+ * Prints a markdown table and writes it to `bench/results/peers.md`. Every child is killed
+ * at the end, on error and on Ctrl-C; a watchdog bounds the run. Knobs (env):
+ * BENCH_QUICK=1 for a smoke run, BENCH_PEERS_CPU_PROF=<dir> to run the throughput children
+ * with `--cpu-prof` into <dir> (profiles are written on their exit).
+ */
+import { mkdirSync, readFileSync } from "node:fs";
+import { request as httpRequest, type IncomingMessage } from "node:http";
+import { fileURLToPath } from "node:url";
+// @ts-expect-error autocannon 8 ships no typings and @types/autocannon is not a dependency;
+// the little used here is typed by `PeersAutocannon` below.
+import autocannonUntyped from "autocannon";
+import { BENCH_THING, INITIAL, WRITTEN_SETPOINT } from "./peers-thing.js";
+import {
+  type AutocannonInstance,
+  alive,
+  autocannonVersion,
+  type Child,
+  cpuMs,
+  environmentLines,
+  int,
+  launch,
+  median,
+  ms,
+  percentile,
+  progress,
+  QUICK,
+  type RunMeta,
+  row,
+  rule,
+  runBench,
+  Samples,
+  sleep,
+  startRun,
+  waitForJson,
+  watchdog,
+  writeReport,
+} from "./support.js";
+
+// ---------------------------------------------------------------------------------------
+// Configuration
+
+const CONNECTIONS = 10;
+const PIPELINING = 1;
+const WARMUP_SECONDS = 1;
+const ROUNDS = QUICK ? 1 : 3;
+const ROUND_SECONDS = QUICK ? 1 : 3;
+const SHUTDOWN_ROUNDS = QUICK ? 1 : 3;
+/** SIGTERM → exit bound; past it the child is SIGKILLed and recorded as "> cap (killed)". */
+const SHUTDOWN_CAP_MS = 10_000;
+/** After the observer is connected, before SIGTERM: let both servers settle alike. */
+const OBSERVER_SETTLE_MS = 100;
+const READY_TIMEOUT_MS = 20_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+/** The whole run; far above its ~2.5 minutes, so only a hang trips it. */
+const WATCHDOG_MS = 8 * 60_000;
+const CPU_PROF_DIR = process.env.BENCH_PEERS_CPU_PROF;
+
+const RESULTS = fileURLToPath(new URL("./results/peers.md", import.meta.url));
+
+type Peer = "labthings" | "nodeWot";
+const PEERS: readonly Peer[] = ["labthings", "nodeWot"];
+const NAME: Record<Peer, string> = { labthings: "labthings-ts", nodeWot: "node-wot" };
+const SCRIPT: Record<Peer, string> = {
+  labthings: fileURLToPath(new URL("./peers-labthings-server.ts", import.meta.url)),
+  nodeWot: fileURLToPath(new URL("./peers-node-wot-server.ts", import.meta.url)),
+};
+const VERSION = {
+  nodeWot: packageVersion("@node-wot/binding-http"),
+  fastify: packageVersion("fastify"),
+};
+
+/** The order of the peers in round `round`: flipped every round, so drift hits both. */
+const peersInOrder = (round: number): readonly Peer[] =>
+  round % 2 === 0 ? PEERS : [...PEERS].reverse();
+
+/** One HTTP request a server is driven with, and the status that counts as answered. */
+interface Endpoint {
+  method: "GET" | "PUT" | "POST";
+  path: string;
+  status: number;
+  body?: string;
+}
+
+/** A row of the report: one operation, the request each server is driven with. */
+interface Operation {
+  key: string;
+  label: string;
+  labthings: Endpoint;
+  nodeWot: Endpoint;
+  note?: string;
+}
+
+const WRITE_BODY = JSON.stringify(WRITTEN_SETPOINT);
+const NODE_WOT_NOOP: Endpoint = { method: "POST", path: "/bench/actions/noop", status: 204 };
+
+const OPERATIONS: readonly Operation[] = [
+  {
+    key: "readNumber",
+    label: "read a number property",
+    labthings: { method: "GET", path: "/bench/count", status: 200 },
+    nodeWot: { method: "GET", path: "/bench/properties/count", status: 200 },
+  },
+  {
+    key: "readObject",
+    label: "read an object property",
+    labthings: { method: "GET", path: "/bench/position", status: 200 },
+    nodeWot: { method: "GET", path: "/bench/properties/position", status: 200 },
+  },
+  {
+    key: "write",
+    label: "write a number property (PUT, validated)",
+    labthings: { method: "PUT", path: "/bench/setpoint", status: 204, body: WRITE_BODY },
+    nodeWot: { method: "PUT", path: "/bench/properties/setpoint", status: 204, body: WRITE_BODY },
+  },
+  {
+    key: "invokeSync",
+    label: "invoke a no-op action, synchronous (comparable)",
+    labthings: { method: "POST", path: "/bench/noopSync", status: 204 },
+    nodeWot: NODE_WOT_NOOP,
+    note: "both answer 204 when the action has run",
+  },
+  {
+    key: "invokeAsync",
+    label: "invoke a no-op action, ours asynchronous (default)",
+    labthings: { method: "POST", path: "/bench/noop", status: 201 },
+    nodeWot: NODE_WOT_NOOP,
+    note: "ours answers 201 + an ActionStatus that can be queried and cancelled; node-wot's row is the same synchronous POST",
+  },
+];
+
+/** autocannon 8 ships no typings: the options and events used here. */
+type PeersAutocannon = (options: {
+  url: string;
+  method: string;
+  connections: number;
+  pipelining: number;
+  duration: number;
+  timeout: number;
+  headers?: Record<string, string>;
+  body?: string;
+}) => AutocannonInstance;
+const autocannon = autocannonUntyped as PeersAutocannon;
+
+function packageVersion(name: string): string {
+  const file = new URL(`../node_modules/${name}/package.json`, import.meta.url);
+  return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
+}
+
+// ---------------------------------------------------------------------------------------
+// The servers
+
+interface Server {
+  peer: Peer;
+  child: Child;
+  url: string;
+  pid: number;
+}
+
+async function startServer(peer: Peer, profile = false): Promise<Server> {
+  const args = [
+    ...(profile && CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF_DIR}`] : []),
+    "--import",
+    "tsx",
+    SCRIPT[peer],
+  ];
+  const child = launch(`${NAME[peer]} server`, args, { DEBUG: "" });
+  const ready = await waitForJson(
+    child,
+    (record) => typeof record.url === "string" && typeof record.pid === "number",
+    READY_TIMEOUT_MS,
+  );
+  return { peer, child, url: String(ready.url).replace(/\/+$/, ""), pid: Number(ready.pid) };
+}
+
+/** How a child ended after SIGTERM: ms to exit, or killed at the cap. */
+interface Stopped {
+  ms: number;
+  code: number | null;
+  killed: boolean;
+}
+
+/** SIGTERM, wait for exit; SIGKILL at `capMs`. */
+function stopWithin(child: Child, capMs: number): Promise<Stopped> {
+  const started = performance.now();
+  if (!alive(child.process)) {
+    return Promise.resolve({ ms: 0, code: child.process.exitCode, killed: false });
+  }
+  return new Promise((resolve) => {
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.process.kill("SIGKILL");
+    }, capMs);
+    child.process.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ ms: performance.now() - started, code, killed });
+    });
+    child.process.kill("SIGTERM");
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Plain HTTP (the checks before measuring, and the observers)
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+function request(url: string, method: string, body?: string): Promise<Answer> {
+  const headers: Record<string, string | number> =
+    body === undefined
+      ? { "content-length": 0 }
+      : { "content-type": "application/json", "content-length": Buffer.byteLength(body) };
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers }, (res) => {
+      let data = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        data += chunk;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: data }));
+      res.on("error", reject);
+    });
+    req.setTimeout(REQUEST_TIMEOUT_MS, () =>
+      req.destroy(new Error(`${method} ${url}: no answer within ${REQUEST_TIMEOUT_MS} ms`)),
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/**
+ * Before measuring: every endpoint answers the status it is counted with, both servers
+ * answer reads with the same JSON, a write changes the value, and a write breaking the
+ * schema is refused and changes nothing.
+ */
+async function checkEquivalent(servers: Record<Peer, Server>): Promise<void> {
+  const read: Record<string, Partial<Record<Peer, unknown>>> = {};
+  for (const operation of OPERATIONS) {
+    for (const peer of PEERS) {
+      const endpoint = operation[peer];
+      const answer = await request(
+        servers[peer].url + endpoint.path,
+        endpoint.method,
+        endpoint.body,
+      );
+      if (answer.status !== endpoint.status) {
+        throw new Error(
+          `${NAME[peer]} ${endpoint.method} ${endpoint.path}: ${answer.status} ${answer.body}`,
+        );
+      }
+      if (endpoint.method === "GET") {
+        read[operation.key] = { ...read[operation.key], [peer]: JSON.parse(answer.body) };
+      }
+    }
+  }
+  for (const [key, values] of Object.entries(read)) {
+    if (JSON.stringify(values.labthings) !== JSON.stringify(values.nodeWot)) {
+      throw new Error(`the servers answer ${key} differently: ${JSON.stringify(values)}`);
+    }
+  }
+  const setpoint = { labthings: "/bench/setpoint", nodeWot: "/bench/properties/setpoint" };
+  for (const peer of PEERS) {
+    const url = servers[peer].url + setpoint[peer];
+    const invalid = JSON.stringify(BENCH_THING.setpoint.maximum + 1);
+    const refused = await request(url, "PUT", invalid);
+    const after = JSON.parse((await request(url, "GET")).body) as number;
+    if (refused.status < 400 || after !== WRITTEN_SETPOINT) {
+      throw new Error(`${NAME[peer]} took an invalid write: ${refused.status}, now ${after}`);
+    }
+  }
+}
+
+/**
+ * One observer of `setpoint`: an open response that stays open until the server ends it.
+ * `connected` resolves once the server has it (ours: the SSE response has started;
+ * node-wot's long-poll answers nothing until a change, so its child's `{"observers"}`
+ * line says when its observe handler ran); `ended` says how the response finished.
+ */
+interface Observer {
+  connected: Promise<void>;
+  ending: () => "clean end" | "reset" | "still open";
+  close: () => void;
+}
+
+function observe(server: Server): Observer {
+  const path =
+    server.peer === "labthings" ? "/bench/setpoint" : "/bench/properties/setpoint/observable";
+  const headers = server.peer === "labthings" ? { accept: "text/event-stream" } : {};
+  let state: "clean end" | "reset" | "still open" = "still open";
+  let response: IncomingMessage | undefined;
+  const req = httpRequest(server.url + path, { headers, agent: false });
+  const responded = new Promise<void>((resolve, reject) => {
+    req.on("response", (res) => {
+      response = res;
+      res.resume();
+      res.on("end", () => {
+        state = "clean end";
+      });
+      res.on("error", () => {
+        if (state === "still open") state = "reset";
+      });
+      res.on("aborted", () => {
+        if (state === "still open") state = "reset";
+      });
+      if (res.statusCode === 200) resolve();
+      else reject(new Error(`observe on ${NAME[server.peer]}: ${res.statusCode}`));
+    });
+    req.on("error", (error) => {
+      if (state === "still open") state = "reset";
+      reject(error);
+    });
+  });
+  responded.catch(() => {});
+  req.end();
+  const connected =
+    server.peer === "labthings"
+      ? responded
+      : waitForJson(server.child, (record) => record.observers === 1, READY_TIMEOUT_MS).then(
+          () => undefined,
+        );
+  return {
+    connected,
+    ending: () => state,
+    close: () => {
+      response?.destroy();
+      req.destroy();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Part 1: throughput and latency
+
+interface Run {
+  rps: number;
+  p50: number;
+  p99: number;
+  /** Server CPU per answered request, µs (all threads, /proc/<pid>/task/*\/schedstat). */
+  cpuUs: number;
+  errors: number;
+  /** Answers with another status than the endpoint's. */
+  wrongStatus: number;
+}
+
+async function drive(server: Server, endpoint: Endpoint, seconds: number): Promise<Run> {
+  const times = new Samples();
+  let wrongStatus = 0;
+  const cpuBefore = cpuMs(server.pid);
+  const instance = autocannon({
+    url: server.url + endpoint.path,
+    method: endpoint.method,
+    connections: CONNECTIONS,
+    pipelining: PIPELINING,
+    duration: seconds,
+    timeout: 10,
+    ...(endpoint.body === undefined
+      ? {}
+      : { headers: { "content-type": "application/json" }, body: endpoint.body }),
+  });
+  instance.on("response", (_client: unknown, status: number, _bytes: number, time: number) => {
+    if (status === endpoint.status) times.push(time);
+    else wrongStatus++;
+  });
+  const result = await instance;
+  const cpu = cpuMs(server.pid) - cpuBefore;
+  const sorted = times.sorted();
+  return {
+    rps: times.count / result.duration,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    cpuUs: times.count ? (cpu * 1000) / times.count : Number.NaN,
+    errors: result.errors + result.timeouts,
+    wrongStatus,
+  };
+}
+
+/** Runs per operation key and peer, in run order. */
+type Throughput = Record<string, Record<Peer, Run[]>>;
+
+/** The distinct endpoints of a peer (node-wot's action serves two rows: run it once). */
+function endpointsOf(peer: Peer): Map<string, Endpoint> {
+  const endpoints = new Map<string, Endpoint>();
+  for (const operation of OPERATIONS) {
+    const endpoint = operation[peer];
+    endpoints.set(`${endpoint.method} ${endpoint.path}`, endpoint);
+  }
+  return endpoints;
+}
+
+async function measureThroughput(servers: Record<Peer, Server>): Promise<Throughput> {
+  for (const peer of PEERS) {
+    for (const [name, endpoint] of endpointsOf(peer)) {
+      progress(`${NAME[peer]} ${name}: warm-up`);
+      await drive(servers[peer], endpoint, WARMUP_SECONDS);
+    }
+  }
+  const byEndpoint: Record<Peer, Map<string, Run[]>> = { labthings: new Map(), nodeWot: new Map() };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [index, operation] of OPERATIONS.entries()) {
+      // Flip the peers' order per round and per operation, so drift hits both alike.
+      for (const peer of peersInOrder(round + index)) {
+        const endpoint = operation[peer];
+        const name = `${endpoint.method} ${endpoint.path}`;
+        const runs = byEndpoint[peer].get(name) ?? [];
+        if (runs.length > round) continue; // node-wot's shared action: once per round
+        progress(`round ${round + 1}/${ROUNDS}: ${NAME[peer]} ${name}`);
+        runs.push(await drive(servers[peer], endpoint, ROUND_SECONDS));
+        byEndpoint[peer].set(name, runs);
+      }
+    }
+  }
+  const result: Throughput = {};
+  for (const operation of OPERATIONS) {
+    result[operation.key] = {
+      labthings: byEndpoint.labthings.get(
+        `${operation.labthings.method} ${operation.labthings.path}`,
+      )!,
+      nodeWot: byEndpoint.nodeWot.get(`${operation.nodeWot.method} ${operation.nodeWot.path}`)!,
+    };
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------
+// Part 2: shutdown
+
+interface ShutdownRun extends Stopped {
+  /** How the observer's response ended (none: no observer). */
+  observer?: "clean end" | "reset" | "still open";
+}
+
+async function shutdownOnce(peer: Peer, withObserver: boolean): Promise<ShutdownRun> {
+  const server = await startServer(peer);
+  if (!withObserver) return stopWithin(server.child, SHUTDOWN_CAP_MS);
+  const observer = observe(server);
+  try {
+    await observer.connected;
+    await sleep(OBSERVER_SETTLE_MS);
+    const stopped = await stopWithin(server.child, SHUTDOWN_CAP_MS);
+    await sleep(50); // the observer's socket events after the exit
+    return { ...stopped, observer: observer.ending() };
+  } finally {
+    observer.close();
+  }
+}
+
+type Shutdown = Record<"observer" | "idle", Record<Peer, ShutdownRun[]>>;
+
+async function measureShutdown(): Promise<Shutdown> {
+  const result: Shutdown = {
+    observer: { labthings: [], nodeWot: [] },
+    idle: { labthings: [], nodeWot: [] },
+  };
+  for (let round = 0; round < SHUTDOWN_ROUNDS; round++) {
+    for (const peer of peersInOrder(round)) {
+      progress(`shutdown ${round + 1}/${SHUTDOWN_ROUNDS}: ${NAME[peer]}, no client`);
+      result.idle[peer].push(await shutdownOnce(peer, false));
+      progress(`shutdown ${round + 1}/${SHUTDOWN_ROUNDS}: ${NAME[peer]}, one observer`);
+      result.observer[peer].push(await shutdownOnce(peer, true));
+    }
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------
+// Report
+
+const ratio = (ours: number, theirs: number) =>
+  Number.isFinite(ours) && Number.isFinite(theirs) && theirs > 0 ? (ours / theirs).toFixed(2) : "–";
+
+/** Median of a shutdown series, or "> cap (killed)" when the median run was killed. */
+function shutdownCell(runs: readonly ShutdownRun[]): { text: string; ms: number; capped: boolean } {
+  const killed = runs.filter((r) => r.killed).length;
+  if (killed * 2 > runs.length) {
+    return { text: `> ${SHUTDOWN_CAP_MS / 1000} s (killed)`, ms: SHUTDOWN_CAP_MS, capped: true };
+  }
+  const value = median(runs.map((r) => (r.killed ? Number.POSITIVE_INFINITY : r.ms)));
+  return { text: `${ms(value)} ms`, ms: value, capped: false };
+}
+
+function shutdownRatio(ours: ReturnType<typeof shutdownCell>, theirs: typeof ours): string {
+  if (ours.capped) return "–";
+  if (theirs.capped) return `< ${(ours.ms / theirs.ms).toPrecision(1)}`;
+  return ratio(ours.ms, theirs.ms);
+}
+
+/** The comparison table (also what goes into the README). */
+function summaryTable(throughput: Throughput, shutdown: Shutdown): string[] {
+  const lines = [
+    row([
+      "operation",
+      "labthings-ts req/s",
+      "node-wot req/s",
+      "ratio (↑ better)",
+      "labthings-ts p50 / p99 ms",
+      "node-wot p50 / p99 ms",
+      "ratio p50 / p99 (↓ better)",
+    ]),
+    rule(7),
+  ];
+  for (const operation of OPERATIONS) {
+    const runs = throughput[operation.key]!;
+    const med = (peer: Peer, key: keyof Run) => median(runs[peer].map((r) => r[key]));
+    lines.push(
+      row([
+        operation.label,
+        int(med("labthings", "rps")),
+        int(med("nodeWot", "rps")),
+        `**${ratio(med("labthings", "rps"), med("nodeWot", "rps"))}**`,
+        `${ms(med("labthings", "p50"))} / ${ms(med("labthings", "p99"))}`,
+        `${ms(med("nodeWot", "p50"))} / ${ms(med("nodeWot", "p99"))}`,
+        `${ratio(med("labthings", "p50"), med("nodeWot", "p50"))} / ${ratio(med("labthings", "p99"), med("nodeWot", "p99"))}`,
+      ]),
+    );
+  }
+  lines.push(
+    "",
+    row([
+      "SIGTERM → process exit",
+      "labthings-ts",
+      "node-wot",
+      "ratio (↓ better)",
+      "observer's response",
+    ]),
+    rule(5),
+  );
+  for (const [key, label] of [
+    ["observer", "one observer connected"],
+    ["idle", "no client connected (reference)"],
+  ] as const) {
+    const ours = shutdownCell(shutdown[key].labthings);
+    const theirs = shutdownCell(shutdown[key].nodeWot);
+    const endings = (peer: Peer) =>
+      [...new Set(shutdown[key][peer].map((r) => r.observer ?? "–"))].join(", ");
+    lines.push(
+      row([
+        label,
+        ours.text,
+        theirs.text,
+        `**${shutdownRatio(ours, theirs)}**`,
+        key === "observer" ? `ours: ${endings("labthings")}; node-wot: ${endings("nodeWot")}` : "–",
+      ]),
+    );
+  }
+  return lines;
+}
+
+function report(throughput: Throughput, shutdown: Shutdown, meta: RunMeta): string {
+  const lines: string[] = ["# labthings-ts vs node-wot: the same Thing, the same load", ""];
+  lines.push(...environmentLines(meta));
+  lines.push(
+    "- **All figures are medians on a shared 2-core machine**: the load client (autocannon) runs in the bench process on the same cores as the server. Read the ratios more than the absolute numbers.",
+    `- labthings-ts: \`node --import tsx bench/peers-labthings-server.ts\`, a \`ThingServer\` from \`dist/\` (Fastify ${VERSION.fastify}). node-wot: \`node --import tsx bench/peers-node-wot-server.ts\`, \`@node-wot/core\` + \`@node-wot/binding-http\` ${VERSION.nodeWot} (\`Servient\`, \`HttpServer\`, \`produce\` / \`expose\`, a read handler per property, a write handler reading the value with \`InteractionOutput.value()\`, which validates it against the schema, then \`emitPropertyChange\`). Both on 127.0.0.1, each in its own process.`,
+    `- The Thing (\`bench/peers-thing.ts\`): \`count\` (read-only number ${INITIAL.count}), \`setpoint\` (writable number, 0–1000), \`position\` (read-only object \`{ x, y, z }\`), \`noop\` (an action that does nothing). Before measuring, both servers are checked to answer the same JSON, to apply a write, and to refuse a write that breaks the schema (ours: 400 Problem Details; node-wot: 500 with a text body).`,
+    "",
+    "## Summary",
+    "",
+    "Ratio = labthings-ts ÷ node-wot. For req/s higher is better (ratio > 1: labthings-ts ahead); for latency and shutdown time lower is better (ratio < 1: labthings-ts ahead).",
+    "",
+    ...summaryTable(throughput, shutdown),
+    "",
+    "The synchronous action row is the like-for-like one: node-wot's POST runs the handler and answers when it returns, as our `synchronous: true` actions do. Our default (asynchronous) POST does more: it creates an invocation the client can query (`GET /action_invocations/{id}`) and cancel, and answers 201 with its ActionStatus and `Location`; node-wot has no such thing (its client cannot query or cancel an action).",
+    "",
+    "## Method",
+    "",
+    `autocannon ${autocannonVersion()}, ${CONNECTIONS} connections, pipelining ${PIPELINING}, for both servers; a ${WARMUP_SECONDS} s warm-up per endpoint and server, then ${ROUNDS} rounds × ${ROUND_SECONDS} s per endpoint; in each round the two servers run back to back per operation, in an order flipped per operation and per round. Latency percentiles from every response time (autocannon's histogram has whole milliseconds only), per round; the tables show medians over the rounds. Server CPU = run time of all the server process's threads over the round (/proc/<pid>/task/*/schedstat) per answered request. Writes PUT \`${WRITE_BODY}\` with \`Content-Type: application/json\`; node-wot's no-op action runs once per round and serves both action rows.`,
+    "",
+    `Shutdown: ${SHUTDOWN_ROUNDS} rounds, a fresh server process per measurement (orders flipped per round). With one observer: ours an SSE observeproperty response (\`GET /bench/setpoint\`, \`Accept: text/event-stream\`; connected once its headers arrive), node-wot its observeproperty long-poll (\`GET /bench/properties/setpoint/observable\`: node-wot's HttpServer answers it at the next change, so nothing arrives before; connected once node-wot's observe handler ran), then ${OBSERVER_SETTLE_MS} ms, then SIGTERM. The time is SIGTERM → process exit, measured by this process. Each server runs its own shutdown on SIGTERM: ours \`server.close()\`, node-wot \`servient.shutdown()\` (which calls \`HttpServer.stop()\`, a plain \`http.Server.close()\`: it waits for every open response, and a long-poll with no change waits up to node-wot's 1 h socket timeout). Past ${SHUTDOWN_CAP_MS / 1000} s the child is SIGKILLed and recorded as killed.`,
+    "",
+    "## Per round",
+    "",
+    row([
+      "operation",
+      "server",
+      "req/s",
+      "p50 / p99 ms",
+      "server CPU µs/req",
+      "errors / wrong status",
+    ]),
+    rule(6),
+  );
+  for (const operation of OPERATIONS) {
+    for (const peer of PEERS) {
+      const runs = throughput[operation.key]![peer];
+      lines.push(
+        row([
+          operation.label,
+          NAME[peer],
+          runs.map((r) => int(r.rps)).join(", "),
+          runs.map((r) => `${ms(r.p50)} / ${ms(r.p99)}`).join(", "),
+          runs.map((r) => int(r.cpuUs)).join(", "),
+          `${runs.reduce((n, r) => n + r.errors, 0)} / ${runs.reduce((n, r) => n + r.wrongStatus, 0)}`,
+        ]),
+      );
+    }
+  }
+  lines.push("", row(["shutdown", "server", "SIGTERM → exit, per round", "exit code"]), rule(4));
+  for (const [key, label] of [
+    ["observer", "one observer"],
+    ["idle", "no client"],
+  ] as const) {
+    for (const peer of PEERS) {
+      const runs = shutdown[key][peer];
+      lines.push(
+        row([
+          label,
+          NAME[peer],
+          runs.map((r) => (r.killed ? "killed" : `${ms(r.ms)} ms`)).join(", "),
+          runs.map((r) => (r.killed ? "SIGKILL" : String(r.code))).join(", "),
+        ]),
+      );
+    }
+  }
+  lines.push("");
+  return lines.join("\n");
+}
+
+// ---------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  watchdog(WATCHDOG_MS, `bench:peers: still running after ${WATCHDOG_MS / 1000} s, giving up`);
+  if (CPU_PROF_DIR) mkdirSync(CPU_PROF_DIR, { recursive: true });
+  const run = startRun();
+
+  const servers = {
+    labthings: await startServer("labthings", true),
+    nodeWot: await startServer("nodeWot", true),
+  };
+  await checkEquivalent(servers);
+  const throughput = await measureThroughput(servers);
+  // Profiles are written on a clean exit; node-wot's has no open response now, so it stops.
+  await Promise.all(PEERS.map((peer) => stopWithin(servers[peer].child, SHUTDOWN_CAP_MS)));
+
+  const shutdown = await measureShutdown();
+  writeReport(RESULTS, report(throughput, shutdown, run()));
+}
+
+runBench("peers", main);
