@@ -81,7 +81,11 @@ class Ticker extends Thing {
   }
 }
 
-const server = new ThingServer([{ name: "ticker", thing: new Ticker() }], { port: 0 });
+// Hundreds of subscribers from one address (loopback): no per-address cap.
+const server = new ThingServer([{ name: "ticker", thing: new Ticker() }], {
+  port: 0,
+  limits: { streamsPerClient: 0 },
+});
 const url = await server.start();
 console.log(JSON.stringify({ url, pid: process.pid }));
 

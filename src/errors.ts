@@ -97,3 +97,33 @@ export class NotAcceptableError extends LabThingsError {
   override readonly status = 406;
   override readonly problemType = "not-acceptable";
 }
+
+/** The request is larger than the server accepts: URL (414), headers (431) or body (413). */
+export class RequestTooLargeError extends LabThingsError {
+  override readonly problemType = "request-too-large";
+  constructor(
+    override readonly status: 413 | 414 | 431,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The client has too many open streams or event streams already (429). */
+export class TooManyRequestsError extends LabThingsError {
+  override readonly status = 429;
+  override readonly problemType = "too-many-requests";
+}
+
+/** Authentication is on and the request has no valid bearer token (401). */
+export class UnauthorizedError extends LabThingsError {
+  override readonly status = 401;
+  override readonly problemType = "unauthorized";
+  constructor(
+    message: string,
+    /** The `WWW-Authenticate` challenge (RFC 6750). */
+    readonly challenge: string,
+  ) {
+    super(message);
+  }
+}

@@ -30,12 +30,12 @@ function microscope(options: ThingServerOptions = {}): ThingServer {
 const servers: ThingServer[] = [];
 /** The microscope with default options. */
 let base: string;
-/** The microscope with `bodyLimitBytes: 1024`. */
+/** The microscope with `limits.bodyBytes: 1024`. */
 let smallBase: string;
 
 beforeAll(async () => {
   const main = microscope();
-  const small = microscope({ bodyLimitBytes: 1024 });
+  const small = microscope({ limits: { bodyBytes: 1024 } });
   servers.push(main, small);
   [base, smallBase] = await Promise.all([main.start(), small.start()]);
 });
@@ -237,7 +237,7 @@ const badRequests: BadRequest[] = [
     watch: ["/camera/exposureTime"],
   },
   {
-    name: "body larger than bodyLimitBytes (4 KB against 1 KB)",
+    name: "body larger than limits.bodyBytes (4 KB against 1 KB)",
     method: "PUT",
     path: "/camera/exposureTime",
     // Valid JSON (whitespace before a valid value): only its size is wrong.

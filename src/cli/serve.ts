@@ -92,7 +92,7 @@ export async function serve(args: string[]): Promise<void> {
     port: config.port,
     apiPrefix: config.apiPrefix,
     cors: config.cors,
-    bodyLimitBytes: config.bodyLimitBytes,
+    limits: config.limits,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     trustProxy: config.trustProxy,
     // Relative to the config file's folder (the working directory without a config).

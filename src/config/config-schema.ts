@@ -42,7 +42,20 @@ export const ServerConfig = Type.Object(
     apiPrefix: Type.Optional(Type.String({ pattern: "^(/[A-Za-z0-9._~-]+)*/?$" })),
     settingsDir: Type.Optional(Type.String({ minLength: 1 })),
     shutdownTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
-    bodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          bodyBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+          urlBytes: Type.Optional(Type.Integer({ minimum: 64 })),
+          headerBytes: Type.Optional(Type.Integer({ minimum: 1024 })),
+          jsonDepth: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+          headersTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
+          requestTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
+          streamsPerClient: Type.Optional(Type.Integer({ minimum: 0 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     cors: Type.Optional(Type.Union([Type.Boolean(), Type.Array(Type.String({ minLength: 1 }))])),
     trustProxy: Type.Optional(Type.Boolean()),
     actionRetentionMs: Type.Optional(Type.Integer({ minimum: 0 })),

@@ -63,6 +63,7 @@ export class EventStreams {
   }
 
   open(request: FastifyRequest, reply: FastifyReply, spec: EventStreamSpec): void {
+    this.longLived.assertRoomFor(request.ip);
     const label = `${spec.label} ← ${request.socket.remoteAddress}:${request.socket.remotePort}`;
     reply.hijack();
     const response = reply.raw;
@@ -86,6 +87,7 @@ export class EventStreams {
     const unregister = this.longLived.register({
       kind: "sse",
       label,
+      client: request.ip,
       end: () => connection.end(),
       destroy: () => connection.destroy(),
     });

@@ -4,6 +4,7 @@
  * ends them all itself, first, before it waits for anything. This is what keeps an
  * open viewer from holding the server up (the Python server's bug).
  */
+import { TooManyRequestsError } from "../errors.js";
 
 /** A response that does not end by itself. */
 export interface LongLivedResponse {
@@ -11,6 +12,8 @@ export interface LongLivedResponse {
   readonly kind: string;
   /** Names it in logs, e.g. `camera/stream ← 127.0.0.1:53122`. */
   readonly label: string;
+  /** The client's address, counted against the per-address cap. */
+  readonly client?: string;
   /** End it cleanly for the client: closing delimiter, end of event stream, close frame 1001. */
   end(): void;
   /** Cut the connection (the clean end did not finish in time). */
@@ -26,7 +29,25 @@ export interface EndAllReport {
 
 export class LongLivedRegistry {
   readonly #open = new Set<LongLivedResponse>();
+  readonly #perClient = new Map<string, number>();
   #emptied: (() => void) | undefined;
+
+  /** @param maxPerClient open responses one client address may hold; 0 for no cap. */
+  constructor(readonly maxPerClient = 0) {}
+
+  /**
+   * Throw a 429 when `client` already holds its share. Call it before opening a response
+   * (before the reply is hijacked), so the refusal is an ordinary Problem Details answer.
+   */
+  assertRoomFor(client: string | undefined): void {
+    if (!this.maxPerClient || client === undefined) return;
+    const open = this.#perClient.get(client) ?? 0;
+    if (open >= this.maxPerClient) {
+      throw new TooManyRequestsError(
+        `${client} already has ${open} streams, event streams or websockets open, the most one address may hold; close one first`,
+      );
+    }
+  }
 
   /**
    * Register a response that has just opened. Call the returned function when its
@@ -34,8 +55,18 @@ export class LongLivedRegistry {
    */
   register(response: LongLivedResponse): () => void {
     this.#open.add(response);
+    const { client } = response;
+    if (client !== undefined) this.#perClient.set(client, (this.#perClient.get(client) ?? 0) + 1);
+    let registered = true;
     return () => {
+      if (!registered) return;
+      registered = false;
       this.#open.delete(response);
+      if (client !== undefined) {
+        const left = (this.#perClient.get(client) ?? 1) - 1;
+        if (left > 0) this.#perClient.set(client, left);
+        else this.#perClient.delete(client);
+      }
       if (this.#open.size === 0) this.#emptied?.();
     };
   }

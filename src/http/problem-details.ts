@@ -5,7 +5,12 @@
 import { STATUS_CODES } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { FieldError } from "../errors.js";
-import { InvalidInputError, LabThingsError, MethodNotAllowedError } from "../errors.js";
+import {
+  InvalidInputError,
+  LabThingsError,
+  MethodNotAllowedError,
+  UnauthorizedError,
+} from "../errors.js";
 
 export const PROBLEM_MEDIA_TYPE = "application/problem+json";
 
@@ -15,7 +20,8 @@ export interface ProblemDetails {
   title: string;
   status: number;
   detail: string;
-  instance: string;
+  /** The request's path; absent when Node refused the request before it was parsed. */
+  instance?: string;
   /** For invalid input: each field that was wrong, and the schema rule it broke. */
   errors?: FieldError[];
 }
@@ -47,6 +53,7 @@ export function toProblem(
     if (error instanceof InvalidInputError && error.errors.length > 0)
       problem.errors = error.errors;
     if (error instanceof MethodNotAllowedError) headers.allow = error.allow.join(", ");
+    if (error instanceof UnauthorizedError) headers["www-authenticate"] = error.challenge;
     return { problem, headers };
   }
   // Errors Fastify raises for the request itself (body too large, bad JSON, bad media type).

@@ -23,7 +23,7 @@ import Fastify, {
 } from "fastify";
 import { type Logger, pino } from "pino";
 import { ThingDescriptionBuilder } from "../description/thing-description.js";
-import { NotFoundError, UnavailableError } from "../errors.js";
+import { ConfigError, NotFoundError, UnavailableError } from "../errors.js";
 import { BlobStore } from "../runtime/blob-store.js";
 import { InvocationManager } from "../runtime/invocation-manager.js";
 import { ObservationHub } from "../runtime/observation-hub.js";
@@ -35,6 +35,14 @@ import { EventStreams } from "./event-stream.js";
 import { LongLivedRegistry } from "./long-lived-registry.js";
 import { registerDocsPages, registerOpenApi } from "./openapi.js";
 import { handleError, sendProblem, toProblem } from "./problem-details.js";
+import {
+  checkJsonDepth,
+  checkUrlLength,
+  clientErrorHandler,
+  DEFAULT_LIMITS,
+  httpServerOptions,
+  type RequestLimits,
+} from "./request-limits.js";
 import type { RouteContext } from "./route-context.js";
 import { blobPath, registerActionRoutes } from "./routes/actions.js";
 import { registerDescriptionRoutes } from "./routes/descriptions.js";
@@ -53,8 +61,12 @@ export interface ThingServerOptions {
   apiPrefix?: string;
   /** CORS: `false` (default, no CORS headers), `true` (any origin), or a list of origins. */
   cors?: boolean | string[];
-  /** Largest accepted request body in bytes; default 1 MiB. Larger ones get 413. */
-  bodyLimitBytes?: number;
+  /**
+   * Sizes, nesting, timeouts and the per-address stream cap (see `RequestLimits`);
+   * what is not given keeps its default (1 MiB body, 8 KiB URL, 16 KiB headers,
+   * JSON depth 32, 10 s for headers, 30 s for a whole request, 64 streams per address).
+   */
+  limits?: Partial<RequestLimits>;
   /** Hard deadline for `close()`; past it every socket is destroyed. Default 5000 ms. */
   shutdownTimeoutMs?: number;
   /** Believe `X-Forwarded-*` headers (behind a reverse proxy), so TDs carry the public URL. */
@@ -96,14 +108,13 @@ const STREAM_END_GRACE_MS = 1000;
 export const DEFAULTS = {
   host: "127.0.0.1",
   port: 5000,
-  bodyLimitBytes: 1024 * 1024,
   shutdownTimeoutMs: 5000,
 } as const;
 
 export class ThingServer {
   readonly registry: ThingRegistry;
   /** Every open stream (and later SSE, websocket, long poll): shutdown ends them first. */
-  readonly longLived = new LongLivedRegistry();
+  readonly longLived: LongLivedRegistry;
   readonly invocations: InvocationManager;
   readonly blobs = new BlobStore();
   /** `@setting` persistence: loaded before start, saved on change, flushed at close. */
@@ -114,6 +125,7 @@ export class ThingServer {
   readonly logger: Logger;
   readonly #options: ThingServerOptions;
   readonly #prefix: string;
+  readonly #limits: RequestLimits;
   #app: FastifyInstance | undefined;
   #url: string | undefined;
   #closing: Promise<ShutdownReport> | undefined;
@@ -124,6 +136,16 @@ export class ThingServer {
     this.#options = options;
     this.logger = options.logger ?? pino({ level: "silent" });
     this.#prefix = normalisePrefix(options.apiPrefix);
+    this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
+    const { headersTimeoutMs, requestTimeoutMs } = this.#limits;
+    if (requestTimeoutMs > 0 && headersTimeoutMs > requestTimeoutMs) {
+      // Node refuses this combination; say which setting to change.
+      throw new ConfigError(
+        "limits.headersTimeoutMs",
+        `${headersTimeoutMs} ms is longer than limits.requestTimeoutMs (${requestTimeoutMs} ms)`,
+      );
+    }
+    this.longLived = new LongLivedRegistry(this.#limits.streamsPerClient);
     this.registry = new ThingRegistry(entries, this.logger);
     this.#entries = entries;
     this.settings = new SettingsStore(options.settingsDir, this.registry.validator, this.logger);
@@ -259,7 +281,10 @@ export class ThingServer {
     const app = Fastify({
       loggerInstance: this.logger as FastifyBaseLogger,
       logController: new QuietRequestLog(),
-      bodyLimit: this.#options.bodyLimitBytes ?? DEFAULTS.bodyLimitBytes,
+      bodyLimit: this.#limits.bodyBytes,
+      requestTimeout: this.#limits.requestTimeoutMs,
+      http: httpServerOptions(this.#limits),
+      clientErrorHandler: clientErrorHandler(this.#limits, this.logger as FastifyBaseLogger),
       trustProxy: this.#options.trustProxy ?? false,
       // Our own onRequest hook answers 503 with Problem Details instead.
       return503OnClosing: false,
@@ -279,13 +304,26 @@ export class ThingServer {
     app.removeContentTypeParser("application/json");
     app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
       if (body === "") return done(null, undefined);
+      try {
+        checkJsonDepth(body as string, this.#limits.jsonDepth);
+      } catch (error) {
+        return done(error as Error, undefined);
+      }
       parseJson(request, body as string, done);
     });
     app.setNotFoundHandler((request, reply) => {
       const { problem, headers } = toProblem(this.#notFound(request.url), request.url);
       return sendProblem(reply, problem, headers);
     });
-    // Callback style, not async: this runs on every request and costs nothing while open.
+    // Callback style, not async: these run on every request.
+    app.addHook("onRequest", (request, _reply, done) => {
+      try {
+        checkUrlLength(request.raw.url ?? "", this.#limits);
+      } catch (error) {
+        return done(error as Error);
+      }
+      done();
+    });
     app.addHook("onRequest", (request, reply, done) => {
       if (!this.#closing) return done();
       reply.header("connection", "close");

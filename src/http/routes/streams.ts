@@ -56,6 +56,7 @@ function registerStream(
           `stream '${exposed.name}/${name}' already has its maximum of ${stream.options.maxClients} clients`,
         );
       }
+      longLived.assertRoomFor(request.ip);
       const query = request.query as Record<string, string | undefined>;
       const advanceHeaders = query.advance_headers === "1" || query.advance_headers === "true";
       const remoteAddress = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
@@ -79,6 +80,7 @@ function registerStream(
       const unregister = longLived.register({
         kind: "mjpeg",
         label: `${exposed.name}/${name} ← ${remoteAddress}`,
+        client: request.ip,
         end: () => client.end(),
         destroy: () => client.destroy(),
       });

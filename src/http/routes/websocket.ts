@@ -40,6 +40,15 @@ export function registerWebSocketRoutes(
       method: "GET",
       url: `/${exposed.name}/ws`,
       schema: { hide: true },
+      // Before the upgrade, so a refusal is an ordinary 429 Problem Details answer.
+      preValidation: (request, _reply, done) => {
+        try {
+          context.longLived.assertRoomFor(request.ip);
+        } catch (error) {
+          return done(error as Error);
+        }
+        done();
+      },
       handler: async (_request, reply) =>
         reply
           .code(426)
@@ -56,7 +65,7 @@ export function registerWebSocketRoutes(
           ),
       wsHandler: (socket, request) => {
         const label = `${exposed.name}/ws ← ${request.socket.remoteAddress}:${request.socket.remotePort}`;
-        new ThingWebSocket(socket, exposed, context, label);
+        new ThingWebSocket(socket, exposed, context, label, request.ip);
       },
     });
   }
@@ -75,6 +84,7 @@ class ThingWebSocket {
     private readonly exposed: ExposedThing,
     private readonly context: WebSocketRouteContext,
     private readonly label: string,
+    client: string,
   ) {
     const unsubscribe = context.hub.subscribe(
       (n) => n.thing === exposed.name && this.#wants(n),
@@ -84,6 +94,7 @@ class ThingWebSocket {
     const unregister = context.longLived.register({
       kind: "websocket",
       label,
+      client,
       end: () => {
         socket.close(1001, "server shutting down");
         // ws waits 30 s for the peer's close frame by default: far too long for a shutdown.
