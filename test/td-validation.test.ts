@@ -561,3 +561,30 @@ describe("Thing Descriptions served under an API prefix", () => {
     },
   );
 });
+
+describe("Thing Descriptions with bearer authentication on", () => {
+  const validate = officialValidator();
+  let server: ThingServer;
+  let baseUrl: string;
+
+  beforeAll(async () => {
+    server = new ThingServer(entries(), { port: 0, authToken: "td-test-token-0123456789" });
+    baseUrl = await server.start();
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it.each(NAMES)("TD of '%s' is public, declares bearer security and stays valid", async (name) => {
+    const td = (await getJson(`${baseUrl}/${name}/`, "application/td+json")) as ThingDescription;
+    expect(td.security).toEqual(["bearer_sc"]);
+    expect(td.securityDefinitions.bearer_sc).toMatchObject({ scheme: "bearer", in: "header" });
+    expect(schemaErrors(validate, td)).toBe("");
+    const { results, log } = await assertionResults(td);
+    expect(
+      results.filter((r) => r.Status === "fail"),
+      log.join("\n"),
+    ).toEqual([]);
+  });
+});

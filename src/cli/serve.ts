@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import closeWithGrace from "close-with-grace";
@@ -17,6 +18,8 @@ Options:
   -c, --config FILE          JSON config file; relative paths in it resolve against its folder
   -H, --host HOST            interface to bind (default 127.0.0.1)
   -p, --port PORT            TCP port; 0 picks a free one (default 5000)
+      --token-file FILE      require 'Authorization: Bearer <token>' with the token in FILE
+                             (or set LABTHINGS_TOKEN); TDs stay readable
       --settings-dir DIR     where @setting values are saved (default ./settings,
                              or settingsDir in the config file)
       --shutdown-timeout MS  hard deadline for shutdown (default 5000)
@@ -39,6 +42,7 @@ async function resolveServeConfig(
         port: { type: "string", short: "p" },
         "shutdown-timeout": { type: "string" },
         "settings-dir": { type: "string" },
+        "token-file": { type: "string" },
         "log-level": { type: "string" },
         "log-format": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -62,6 +66,9 @@ async function resolveServeConfig(
   if (values["settings-dir"] !== undefined) {
     overrides.settingsDir = resolve(String(values["settings-dir"]));
   }
+  if (values["token-file"] !== undefined) {
+    overrides.auth = { tokenFile: resolve(String(values["token-file"])) };
+  }
   if (values["log-level"] !== undefined) overrides.logLevel = values["log-level"];
   if (values["log-format"] !== undefined) overrides.logFormat = values["log-format"];
   return {
@@ -69,6 +76,28 @@ async function resolveServeConfig(
     baseDir,
     help: values.help === true,
   };
+}
+
+/** The bearer token: LABTHINGS_TOKEN, else the config's `auth.tokenFile`; none means no authentication. */
+async function readToken(config: ServerConfig, baseDir: string): Promise<string | undefined> {
+  const fromEnvironment = process.env.LABTHINGS_TOKEN;
+  if (fromEnvironment !== undefined && fromEnvironment.trim() !== "") return fromEnvironment.trim();
+  if (!config.auth) return undefined;
+  const file = resolveConfigPath(baseDir, config.auth.tokenFile);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new ConfigError("auth.tokenFile", `cannot read ${file}: ${(error as Error).message}`);
+  }
+  const token = text.trim();
+  if (token === "") throw new ConfigError("auth.tokenFile", `${file} is empty`);
+  return token;
+}
+
+/** 127.0.0.0/8, ::1 and localhost reach only this machine. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function flagInteger(flag: string, value: unknown): number {
@@ -86,6 +115,7 @@ export async function serve(args: string[]): Promise<void> {
     return;
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  const authToken = await readToken(config, baseDir);
   const entries = await loadThings(config, baseDir);
   const server = new ThingServer(entries, {
     host: config.host,
@@ -93,6 +123,7 @@ export async function serve(args: string[]): Promise<void> {
     apiPrefix: config.apiPrefix,
     cors: config.cors,
     limits: config.limits,
+    authToken,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     trustProxy: config.trustProxy,
     // Relative to the config file's folder (the working directory without a config).
@@ -102,7 +133,7 @@ export async function serve(args: string[]): Promise<void> {
     logger,
   });
   const host = config.host ?? DEFAULTS.host;
-  if (host !== "127.0.0.1" && host !== "localhost" && host !== "::1") {
+  if (authToken === undefined && !isLoopback(host)) {
     logger.warn(
       { host },
       `listening on ${host} without authentication: anyone who can reach this machine can control its instruments`,
@@ -139,6 +170,7 @@ export async function serve(args: string[]): Promise<void> {
     graceful.uninstall();
     throw error;
   });
+  if (authToken !== undefined) logger.info("authentication on: requests need the bearer token");
   logger.info(
     { url, things: server.registry.names, startupMs: Math.round(performance.now() - startedAt) },
     `listening on ${url}/`,

@@ -42,6 +42,18 @@ export const ServerConfig = Type.Object(
     apiPrefix: Type.Optional(Type.String({ pattern: "^(/[A-Za-z0-9._~-]+)*/?$" })),
     settingsDir: Type.Optional(Type.String({ minLength: 1 })),
     shutdownTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
+    auth: Type.Optional(
+      Type.Object(
+        {
+          tokenFile: Type.String({
+            minLength: 1,
+            description:
+              "File holding the bearer token (relative to this file); LABTHINGS_TOKEN in the environment wins over it.",
+          }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     limits: Type.Optional(
       Type.Object(
         {

@@ -27,5 +27,7 @@ export async function registerDocsPages(app: FastifyInstance): Promise<void> {
     routePrefix: "/docs",
     uiConfig: { docExpansion: "list", deepLinking: true },
   });
-  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  app.get("/openapi.json", { schema: { hide: true }, config: { public: true } }, async () =>
+    app.swagger(),
+  );
 }

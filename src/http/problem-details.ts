@@ -11,6 +11,7 @@ import {
   MethodNotAllowedError,
   UnauthorizedError,
 } from "../errors.js";
+import { redactToken } from "./authentication.js";
 
 export const PROBLEM_MEDIA_TYPE = "application/problem+json";
 
@@ -120,6 +121,8 @@ export function handleError(
   reply: FastifyReply,
 ): FastifyReply {
   const { problem, headers } = toProblem(error, request.url);
-  if (problem.status >= 500) request.log.error({ err: error, url: request.url }, "request failed");
+  if (problem.status >= 500) {
+    request.log.error({ err: error, url: redactToken(request.url) }, "request failed");
+  }
   return sendProblem(reply, problem, headers);
 }

@@ -31,6 +31,7 @@ import { SettingsStore } from "../runtime/settings-store.js";
 import { settleWithin } from "../runtime/settle.js";
 import type { ThingEntry } from "../runtime/thing-registry.js";
 import { ThingRegistry } from "../runtime/thing-registry.js";
+import { BEARER_SECURITY, BearerAuthentication, redactToken } from "./authentication.js";
 import { EventStreams } from "./event-stream.js";
 import { LongLivedRegistry } from "./long-lived-registry.js";
 import { registerDocsPages, registerOpenApi } from "./openapi.js";
@@ -67,6 +68,12 @@ export interface ThingServerOptions {
    * JSON depth 32, 10 s for headers, 30 s for a whole request, 64 streams per address).
    */
   limits?: Partial<RequestLimits>;
+  /**
+   * Turn on bearer-token authentication: every route except the Thing Descriptions, API
+   * docs and dashboard shell answers 401 without `Authorization: Bearer <token>` (or
+   * `?access_token=` on a GET), and TDs declare the `bearer` scheme. At least 16 characters.
+   */
+  authToken?: string;
   /** Hard deadline for `close()`; past it every socket is destroyed. Default 5000 ms. */
   shutdownTimeoutMs?: number;
   /** Believe `X-Forwarded-*` headers (behind a reverse proxy), so TDs carry the public URL. */
@@ -99,6 +106,9 @@ export interface ShutdownReport {
   forced: boolean;
 }
 
+/** Where the dashboard's static files are served: public, like the TDs (no data in them). */
+const DASHBOARD_ASSETS_PATH = "/_dashboard";
+
 /** How long aborted actions get to settle at shutdown before they are abandoned. */
 const ACTION_ABORT_GRACE_MS = 2000;
 
@@ -126,6 +136,7 @@ export class ThingServer {
   readonly #options: ThingServerOptions;
   readonly #prefix: string;
   readonly #limits: RequestLimits;
+  readonly #auth: BearerAuthentication | undefined;
   #app: FastifyInstance | undefined;
   #url: string | undefined;
   #closing: Promise<ShutdownReport> | undefined;
@@ -146,6 +157,13 @@ export class ThingServer {
       );
     }
     this.longLived = new LongLivedRegistry(this.#limits.streamsPerClient);
+    this.#auth =
+      options.authToken === undefined
+        ? undefined
+        : new BearerAuthentication(options.authToken, [
+            `${this.#prefix}/docs`,
+            `${this.#prefix}${DASHBOARD_ASSETS_PATH}`,
+          ]);
     this.registry = new ThingRegistry(entries, this.logger);
     this.#entries = entries;
     this.settings = new SettingsStore(options.settingsDir, this.registry.validator, this.logger);
@@ -333,6 +351,17 @@ export class ThingServer {
       );
       sendProblem(reply, problem);
     });
+    const auth = this.#auth;
+    if (auth) {
+      app.addHook("onRequest", (request, _reply, done) => {
+        try {
+          auth.check(request);
+        } catch (error) {
+          return done(error as Error);
+        }
+        done();
+      });
+    }
 
     const cors = this.#options.cors ?? false;
     if (cors) {
@@ -347,7 +376,7 @@ export class ThingServer {
     const descriptions = new Map(
       [...this.registry.values()].map((exposed) => [
         exposed.name,
-        new ThingDescriptionBuilder(exposed),
+        new ThingDescriptionBuilder(exposed, this.#auth ? BEARER_SECURITY : undefined),
       ]),
     );
     const context: RouteContext = {
@@ -430,7 +459,7 @@ class QuietRequestLog extends LogController {
     request.log.debug(
       {
         method: request.method,
-        url: request.url,
+        url: redactToken(request.url),
         status: reply.statusCode,
         ms: reply.elapsedTime,
         err: error ?? undefined,

@@ -104,7 +104,10 @@ function removeScratchDirs(): void {
  * temporary folder (removed at exit), so settings saved by the default microscope
  * (`./settings`) never leak between runs or into the repository.
  */
-export function startCli(args: string[], options: { cwd?: string } = {}): Cli {
+export function startCli(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Cli {
   let cwd = options.cwd;
   if (cwd === undefined) {
     cwd = mkdtempSync(join(tmpdir(), "labthings-cli-"));
@@ -113,7 +116,7 @@ export function startCli(args: string[], options: { cwd?: string } = {}): Cli {
   }
   const child = spawn(process.execPath, [CLI, "serve", "--log-format", "json", ...args], {
     cwd,
-    env: { ...process.env, NO_COLOR: "1" },
+    env: { ...process.env, NO_COLOR: "1", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   trackChild(child);

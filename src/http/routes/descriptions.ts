@@ -24,7 +24,10 @@ export function registerDescriptionRoutes(app: FastifyInstance, context: RouteCo
 
   app.get(
     "/things/",
-    { schema: { tags: ["server"], summary: "URL of every Thing Description, by Thing name" } },
+    {
+      schema: { tags: ["server"], summary: "URL of every Thing Description, by Thing name" },
+      config: { public: true },
+    },
     async (request) =>
       Object.fromEntries(
         registry.names.map((name) => [name, absoluteUrl(request, `${prefix}/${name}/`)]),
@@ -34,7 +37,10 @@ export function registerDescriptionRoutes(app: FastifyInstance, context: RouteCo
 
   app.get(
     "/thing_descriptions/",
-    { schema: { tags: ["server"], summary: "Every Thing Description, by Thing name" } },
+    {
+      schema: { tags: ["server"], summary: "Every Thing Description, by Thing name" },
+      config: { public: true },
+    },
     async (request, reply) => {
       reply.type("application/json");
       return Object.fromEntries(registry.names.map((name) => [name, describe(request, name)]));
@@ -45,7 +51,11 @@ export function registerDescriptionRoutes(app: FastifyInstance, context: RouteCo
   for (const name of registry.names) {
     app.get(
       `/${name}/`,
-      { schema: { tags: [name], summary: `Thing Description of '${name}'` } },
+      {
+        schema: { tags: [name], summary: `Thing Description of '${name}'` },
+        // Readable without a token: it is how a client learns the server wants one.
+        config: { public: true },
+      },
       async (request, reply) => {
         const base = absoluteUrl(request, `${prefix}/${name}/`);
         return reply.type(tdMediaType(request)).send(descriptions.get(name)!.serialize(base));
