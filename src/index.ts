@@ -15,6 +15,27 @@
  * ```
  */
 export { type Static, type TSchema, Type } from "@sinclair/typebox";
+export {
+  AffordanceNotFoundError,
+  ConnectionError,
+  type DownloadedBlob,
+  type GenerateClientOptions,
+  generateClientModule,
+  HttpError,
+  InvocationCancelledError,
+  InvocationFailedError,
+  InvocationHandle,
+  type InvocationUpdate,
+  type InvokeOptions,
+  type ObserveOptions,
+  ProtocolError,
+  type ReconnectOptions,
+  type RemoteActionStatus,
+  type RequestOptions,
+  ThingClient,
+  ThingClientError,
+  type ThingClientOptions,
+} from "./client/index.js";
 export type { ThingDescription } from "./description/thing-description.js";
 export {
   ConfigError,

@@ -2,12 +2,14 @@
 /** `labthings-ts`: the command-line entry point. */
 import { readFileSync } from "node:fs";
 import { ConfigError, LabThingsError, ThingLifecycleError } from "../errors.js";
+import { clientGen } from "./client-gen.js";
 import { SERVE_USAGE, serve } from "./serve.js";
 
 const USAGE = `Usage: labthings-ts <command> [options]
 
 Commands:
-  serve     serve Things over HTTP (default: the simulated microscope)
+  serve       serve Things over HTTP (default: the simulated microscope)
+  client-gen  write a typed TypeScript client for a Thing, from its TD (URL or file)
 
 Run 'labthings-ts <command> --help' for a command's options.`;
 
@@ -27,6 +29,8 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case "serve":
       return serve(rest);
+    case "client-gen":
+      return clientGen(rest);
     case "--version":
     case "-v":
       console.log(version());

@@ -1,0 +1,78 @@
+/**
+ * A small Thing for the ThingClient tests, with one member per client behaviour the
+ * microscope does not show: a counter the test sets from inside the Thing (observation),
+ * a writeOnly property, synchronous actions with and without output, an action that
+ * throws, and a counting action with progress and a log that waits on a gate.
+ */
+import { type ActionContext, action, property, Thing, Type } from "../../src/index.js";
+import { Gate } from "./actions-http.js";
+
+export class ClientBench extends Thing {
+  static override title = "Client bench";
+  static override description = "A Thing for the ThingClient tests.";
+  readonly #gates = new Map<string, Gate>();
+
+  gate(name: string): Gate {
+    let gate = this.#gates.get(name);
+    if (!gate) {
+      gate = new Gate();
+      this.#gates.set(name, gate);
+    }
+    return gate;
+  }
+
+  openAllGates(): void {
+    for (const gate of this.#gates.values()) gate.open();
+  }
+
+  /** Set by the tests from inside the Thing: each assignment notifies observers. */
+  @property({ schema: Type.Integer(), title: "Counter" })
+  accessor counter = 0;
+
+  @property({ schema: Type.String({ maxLength: 20 }), title: "Label" })
+  accessor label = "bench";
+
+  /** Clients may set it but never read it (the test reads it from the Thing). */
+  @property({ schema: Type.String(), writeOnly: true, title: "Secret" })
+  accessor secret = "";
+
+  @action({
+    input: Type.Object({ a: Type.Number(), b: Type.Number() }, { additionalProperties: false }),
+    output: Type.Number(),
+    synchronous: true,
+    title: "Add",
+  })
+  add(input: { a: number; b: number }): number {
+    return input.a + input.b;
+  }
+
+  @action({ synchronous: true, title: "Do nothing" })
+  noop(): void {}
+
+  @action({
+    input: Type.Object({ message: Type.String() }, { additionalProperties: false }),
+    title: "Fail",
+  })
+  async fail(input: { message: string }): Promise<void> {
+    throw new RangeError(input.message);
+  }
+
+  /** Counts with progress and a log record per step; pauses halfway until its gate opens. */
+  @action({
+    input: Type.Object(
+      { steps: Type.Integer({ minimum: 2, maximum: 100 }), gate: Type.String() },
+      { additionalProperties: false },
+    ),
+    output: Type.Object({ counted: Type.Integer() }, { additionalProperties: false }),
+    title: "Count",
+  })
+  async count(input: { steps: number; gate: string }, ctx: ActionContext) {
+    for (let i = 1; i <= input.steps; i++) {
+      await ctx.sleep(2);
+      ctx.logger.info(`step ${i} of ${input.steps}`);
+      ctx.progress(i / input.steps, `step ${i}`);
+      if (i === Math.floor(input.steps / 2)) await this.gate(input.gate).wait(ctx.signal);
+    }
+    return { counted: input.steps };
+  }
+}
