@@ -17,6 +17,7 @@ import {
   STAGE,
   startCli,
 } from "./support/cli-process.js";
+import { expectProblem } from "./support/problem.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { within } from "./support/within.js";
 
@@ -182,11 +183,34 @@ describe("labthings-ts serve", () => {
     expect(stderr).toContain("no-such-module.mjs");
   });
 
-  it("a Thing whose start() rejects: exit code 1, stderr names the Thing and the cause", async () => {
+  it("a Thing whose start() rejects is set aside: the log names it and the cause, its URLs answer 503, the others work", async () => {
     const path = await writeConfig("failing-start.json", {
       things: { stage: STAGE, shutter: "./broken.mjs#Broken" },
     });
-    const { code, signal, stderr } = await runToExit(["--config", path, "--port", "0"], workDir);
+    const cli = startCli(["--config", path, "--port", "0"], { cwd: workDir });
+    const url = await listeningUrl(cli);
+    const logged = await cli.waitForLog(
+      (line) => line.thing === "shutter" && /failed to start/.test(String(line.msg)),
+      "the start failure in the log",
+    );
+    expect(String(logged.msg)).toContain("interlock open: cannot arm the laser");
+    const problem = await expectProblem(await fetch(`${url}/shutter/`), 503);
+    expect(problem.detail).toContain("interlock open: cannot arm the laser");
+    await expectProblem(await fetch(`${url}/shutter/anything`), 503);
+    expect(await (await fetch(`${url}/things/`)).json()).toEqual({ stage: `${url}/stage/` });
+    expect((await fetch(`${url}/stage/speed`)).status).toBe(200);
+    cli.signal("SIGTERM");
+    expect((await within(cli.closed, "the CLI to exit")).code, cli.stderr()).toBe(0);
+  });
+
+  it("with --require-all a Thing whose start() rejects stops the server: exit code 1, stderr names the Thing and the cause", async () => {
+    const path = await writeConfig("failing-start-strict.json", {
+      things: { stage: STAGE, shutter: "./broken.mjs#Broken" },
+    });
+    const { code, signal, stderr } = await runToExit(
+      ["--config", path, "--port", "0", "--require-all"],
+      workDir,
+    );
     expect(signal).toBeNull();
     expect(code).toBe(1);
     expect(stderr).toContain("shutter");

@@ -317,4 +317,44 @@ describe("slots and lifecycle", () => {
     );
     expect(lamp.log).toEqual(["start lamp", "stop lamp"]);
   });
+
+  it("with continueOnFailure, set aside a Thing that fails to start and the Things whose slots hold it", async () => {
+    class Flaky extends Lamp {
+      override async start() {
+        throw new Error("no USB device");
+      }
+    }
+    class NeedsLamp extends Thing {
+      @thingSlot(Lamp) accessor lamp!: Lamp;
+      started = false;
+      override async start() {
+        this.started = true;
+      }
+    }
+    class Independent extends Thing {
+      started = false;
+      override async start() {
+        this.started = true;
+      }
+    }
+    const dependent = new NeedsLamp();
+    const independent = new Independent();
+    const registry = new ThingRegistry(
+      [
+        { name: "dependent", thing: dependent },
+        { name: "lamp", thing: new Flaky() },
+        { name: "other", thing: independent },
+      ],
+      silentLogger,
+    );
+    await registry.startAll(1000, { continueOnFailure: true });
+    expect(Object.fromEntries(registry.failed)).toEqual({
+      lamp: "no USB device",
+      dependent: "it needs 'lamp', which failed to start",
+    });
+    expect(dependent.started).toBe(false);
+    expect(independent.started).toBe(true);
+    expect(registry.names).toEqual(["other"]);
+    expect(registry.has("lamp")).toBe(false);
+  });
 });

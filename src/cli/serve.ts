@@ -20,6 +20,7 @@ Options:
   -p, --port PORT            TCP port; 0 picks a free one (default 5000)
       --token-file FILE      require 'Authorization: Bearer <token>' with the token in FILE
                              (or set LABTHINGS_TOKEN); TDs stay readable
+      --require-all          exit if any Thing fails to start (default: serve the others)
       --settings-dir DIR     where @setting values are saved (default ./settings,
                              or settingsDir in the config file)
       --shutdown-timeout MS  hard deadline for shutdown (default 5000)
@@ -43,6 +44,7 @@ async function resolveServeConfig(
         "shutdown-timeout": { type: "string" },
         "settings-dir": { type: "string" },
         "token-file": { type: "string" },
+        "require-all": { type: "boolean" },
         "log-level": { type: "string" },
         "log-format": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -66,6 +68,7 @@ async function resolveServeConfig(
   if (values["settings-dir"] !== undefined) {
     overrides.settingsDir = resolve(String(values["settings-dir"]));
   }
+  if (values["require-all"] !== undefined) overrides.requireAllThings = values["require-all"];
   if (values["token-file"] !== undefined) {
     overrides.auth = { tokenFile: resolve(String(values["token-file"])) };
   }
@@ -124,6 +127,7 @@ export async function serve(args: string[]): Promise<void> {
     cors: config.cors,
     limits: config.limits,
     authToken,
+    requireAllThings: config.requireAllThings,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     trustProxy: config.trustProxy,
     // Relative to the config file's folder (the working directory without a config).
@@ -171,6 +175,12 @@ export async function serve(args: string[]): Promise<void> {
     throw error;
   });
   if (authToken !== undefined) logger.info("authentication on: requests need the bearer token");
+  if (server.registry.failed.size > 0) {
+    logger.error(
+      { failed: Object.fromEntries(server.registry.failed) },
+      `serving without ${[...server.registry.failed.keys()].join(", ")}: failed to start (their URLs answer 503)`,
+    );
+  }
   logger.info(
     { url, things: server.registry.names, startupMs: Math.round(performance.now() - startedAt) },
     `listening on ${url}/`,

@@ -70,6 +70,7 @@ export const ServerConfig = Type.Object(
     ),
     cors: Type.Optional(Type.Union([Type.Boolean(), Type.Array(Type.String({ minLength: 1 }))])),
     trustProxy: Type.Optional(Type.Boolean()),
+    requireAllThings: Type.Optional(Type.Boolean()),
     actionRetentionMs: Type.Optional(Type.Integer({ minimum: 0 })),
     maxRetainedInvocations: Type.Optional(Type.Integer({ minimum: 0 })),
     logLevel: Type.Optional(Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)))),

@@ -23,7 +23,7 @@ import Fastify, {
 } from "fastify";
 import { type Logger, pino } from "pino";
 import { ThingDescriptionBuilder } from "../description/thing-description.js";
-import { ConfigError, NotFoundError, UnavailableError } from "../errors.js";
+import { ConfigError, NotFoundError, ThingLifecycleError, UnavailableError } from "../errors.js";
 import { BlobStore } from "../runtime/blob-store.js";
 import { InvocationManager } from "../runtime/invocation-manager.js";
 import { ObservationHub } from "../runtime/observation-hub.js";
@@ -74,6 +74,12 @@ export interface ThingServerOptions {
    * `?access_token=` on a GET), and TDs declare the `bearer` scheme. At least 16 characters.
    */
   authToken?: string;
+  /**
+   * Refuse to start when any Thing's `start()` fails. Default false: the failed Thing
+   * (and the Things whose slots hold it) are set aside, their URLs answer 503 naming the
+   * failure, and the other Things are served.
+   */
+  requireAllThings?: boolean;
   /** Hard deadline for `close()`; past it every socket is destroyed. Default 5000 ms. */
   shutdownTimeoutMs?: number;
   /** Believe `X-Forwarded-*` headers (behind a reverse proxy), so TDs carry the public URL. */
@@ -197,7 +203,14 @@ export class ThingServer {
     for (const entry of this.#entries) {
       await this.settings.load(this.registry.get(entry.name), entry.settings);
     }
-    await this.registry.startAll(timeoutMs);
+    await this.registry.startAll(timeoutMs, {
+      continueOnFailure: !this.#options.requireAllThings,
+    });
+    const [firstFailed] = this.registry.failed;
+    if (firstFailed && this.registry.names.length === 0) {
+      // Nothing left to serve: failing loudly beats an empty server.
+      throw new ThingLifecycleError(firstFailed[0], "start", firstFailed[1]);
+    }
     try {
       // A signal during start-up: do not start listening after close() has run.
       if (this.#closing) throw new UnavailableError("the server was closed while starting");
@@ -435,10 +448,14 @@ export class ThingServer {
   }
 
   /** A 404 that says what was not found: the Thing, or the affordance of a Thing. */
-  #notFound(url: string): NotFoundError {
+  #notFound(url: string): NotFoundError | UnavailableError {
     const path = url.split("?")[0]!;
     const rest = path.startsWith(this.#prefix) ? path.slice(this.#prefix.length) : path;
     const [thing, affordance] = rest.split("/").filter(Boolean).map(decodeSegment);
+    const failure = thing === undefined ? undefined : this.registry.failed.get(thing);
+    if (failure !== undefined) {
+      return new UnavailableError(`Thing '${thing}' failed to start: ${failure}`);
+    }
     if (thing && this.registry.has(thing) && affordance) {
       return new NotFoundError(`Thing '${thing}' has no affordance '${affordance}'`);
     }

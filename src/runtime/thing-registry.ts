@@ -49,6 +49,8 @@ export class ThingRegistry {
   readonly #slotTargets = new Map<string, Record<string, string>>();
   readonly #dependencies = new Map<string, Set<string>>();
   #started: string[] = [];
+  /** Things whose start() failed (or whose slots hold one): name → reason. */
+  readonly #failed = new Map<string, string>();
 
   constructor(
     entries: readonly ThingEntry[],
@@ -85,7 +87,8 @@ export class ThingRegistry {
   /** Every readable property of every Thing; a getter that throws is reported, not fatal. */
   readAllThings(): Record<string, Record<string, unknown>> {
     const state: Record<string, Record<string, unknown>> = {};
-    for (const [name, exposed] of this.#things) {
+    for (const exposed of this.values()) {
+      const name = exposed.name;
       try {
         state[name] = exposed.readAllProperties();
       } catch (error) {
@@ -95,22 +98,28 @@ export class ThingRegistry {
     return state;
   }
 
+  /** The Things that are running (all of them, unless some failed to start). */
   get names(): string[] {
-    return [...this.#things.keys()];
+    return [...this.#things.keys()].filter((name) => !this.#failed.has(name));
   }
 
-  values(): IterableIterator<ExposedThing> {
-    return this.#things.values();
+  /** Things that failed to start and are not served, with the reason. */
+  get failed(): ReadonlyMap<string, string> {
+    return this.#failed;
+  }
+
+  *values(): IterableIterator<ExposedThing> {
+    for (const [name, exposed] of this.#things) if (!this.#failed.has(name)) yield exposed;
   }
 
   get(name: string): ExposedThing {
-    const exposed = this.#things.get(name);
+    const exposed = this.#failed.has(name) ? undefined : this.#things.get(name);
     if (!exposed) throw new NotFoundError(`no Thing named '${name}'`);
     return exposed;
   }
 
   has(name: string): boolean {
-    return this.#things.has(name);
+    return this.#things.has(name) && !this.#failed.has(name);
   }
 
   /** Fill every `@thingSlot` from the config's explicit names or by a unique class match. */
@@ -208,19 +217,43 @@ export class ThingRegistry {
     return order;
   }
 
-  /** Start every Thing in dependency order. If one fails, those started are stopped again. */
-  async startAll(stopTimeoutMs = 5000): Promise<void> {
+  /**
+   * Start every Thing in dependency order. If one fails: by default those started are
+   * stopped again and the error thrown; with `continueOnFailure` the failed Thing (and
+   * every Thing whose slots hold it) is set aside, reported in `failed`, and the rest run.
+   */
+  async startAll(
+    stopTimeoutMs = 5000,
+    { continueOnFailure = false }: { continueOnFailure?: boolean } = {},
+  ): Promise<void> {
     for (const name of this.startOrder()) {
       const exposed = this.get(name);
+      const brokenSlot = [...(this.#dependencies.get(name) ?? [])].find((d) => this.#failed.has(d));
+      if (brokenSlot !== undefined) {
+        this.#setAside(name, `it needs '${brokenSlot}', which failed to start`);
+        continue;
+      }
       try {
         await exposed.thing.start();
       } catch (error) {
+        if (continueOnFailure) {
+          this.#setAside(name, errorMessage(error), error);
+          continue;
+        }
         await this.stopAll(stopTimeoutMs);
         throw new ThingLifecycleError(name, "start", errorMessage(error), { cause: error });
       }
       this.#started.push(name);
       this.logger.debug({ thing: name }, "thing started");
     }
+  }
+
+  #setAside(name: string, reason: string, error?: unknown): void {
+    this.#failed.set(name, reason);
+    this.logger.error(
+      { thing: name, err: error },
+      `Thing '${name}' failed to start: ${reason}; it is not served, the other Things are`,
+    );
   }
 
   /**
