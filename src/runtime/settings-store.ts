@@ -36,6 +36,8 @@ interface ThingSettings {
 
 export class SettingsStore {
   readonly #things = new Map<string, ThingSettings>();
+  /** Files written (atomically) and writes that failed, since start: for stats and benchmarks. */
+  readonly stats = { writes: 0, failures: 0 };
   readonly #unsubscribe: (() => void)[] = [];
 
   /**
@@ -179,7 +181,11 @@ export class SettingsStore {
     const text = `${JSON.stringify(values, null, 2)}\n`;
     state.writing = state.writing
       .then(() => writeFileAtomic(state.file, text, { fsync: true }))
+      .then(() => {
+        this.stats.writes++;
+      })
       .catch((error: unknown) => {
+        this.stats.failures++;
         this.logger.error(
           { err: error, file: state.file },
           `could not save settings of '${state.exposed.name}'`,
