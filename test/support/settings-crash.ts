@@ -1,19 +1,16 @@
 /**
  * A child process that changes an object-valued `@setting` every 1–5 ms, to be killed
  * with SIGKILL at a random moment: the settings file it leaves must be whole. The child is
- * a small `.mts` script (run through tsx's loader in the same node process, so SIGKILL
- * hits the process that writes) importing the built framework.
+ * a small TypeScript script, compiled once to plain `.mjs` (so SIGKILL hits the process
+ * that writes, and starting one costs no loader), importing the built framework.
  */
 import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { pathToFileURL } from "node:url";
+import ts from "typescript";
 import { FRAMEWORK, trackChild } from "./cli-process.js";
 import { deferred, within } from "./within.js";
-
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx/esm")).href;
 
 /** The Thing's name, so its file is `<settingsDir>/busy.json`. */
 export const BUSY_THING = "busy";
@@ -64,10 +61,16 @@ const tick = () => {
 tick();
 `;
 
-/** Write the child script into `dir`; returns its path. */
+/**
+ * Write the child script into `dir`, compiled to plain JavaScript once (TypeScript
+ * lowers the decorators), so each of the many children starts without a TS loader.
+ */
 export async function writeBusyScript(dir: string): Promise<string> {
-  const path = join(dir, "busy.mts");
-  await writeFile(path, busySource);
+  const path = join(dir, "busy.mjs");
+  const { outputText } = ts.transpileModule(busySource, {
+    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
+  });
+  await writeFile(path, outputText);
   return path;
 }
 
@@ -80,7 +83,7 @@ export async function runAndKill(
   settingsDir: string,
   killAfterMs: number,
 ): Promise<{ signal: NodeJS.Signals | null; code: number | null }> {
-  const child = spawn(process.execPath, ["--import", TSX_LOADER, script, settingsDir], {
+  const child = spawn(process.execPath, [script, settingsDir], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   trackChild(child);
