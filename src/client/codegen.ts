@@ -5,7 +5,7 @@
  * in a browser.
  */
 import { selectForm } from "./form-selection.js";
-import { docComment, memberName, schemaToType } from "./schema-types.js";
+import { docComment, isObjectLiteralType, memberName, schemaToType } from "./schema-types.js";
 import type { ClientThingDescription, DataSchema } from "./thing-description.js";
 
 export interface GenerateClientOptions {
@@ -103,7 +103,7 @@ class ModuleWriter {
   readonly #declarations: string[] = [];
   readonly #members = new Set(RESERVED_MEMBERS);
   readonly #methods: string[] = [];
-  readonly #imports = new Set(["ThingClient", "type ThingClientOptions", "type RequestOptions"]);
+  readonly #imports = new Set(["ThingClient", "type ThingClientOptions"]);
 
   constructor(td: ClientThingDescription, options: GenerateClientOptions) {
     this.#td = td;
@@ -130,7 +130,7 @@ class ModuleWriter {
         `/** Every readable property of "${this.#td.title}", as readAllProperties() returns them. */\n` +
           `export interface ${propertiesInterface} {\n${allProperties.join("\n")}\n}`,
       );
-      this.#methods.unshift(
+      this.#unshift(
         method(
           "Every readable property in one object.",
           `readAllProperties(options?: RequestOptions): Promise<${propertiesInterface}>`,
@@ -187,9 +187,11 @@ ${this.#methods.join("")}}`,
   #properties(): { name: string; typeName: string; readOnly: boolean }[] {
     const readable: { name: string; typeName: string; readOnly: boolean }[] = [];
     for (const [name, property] of Object.entries(this.#td.properties)) {
-      const pascal = pascalCase(name);
+      const typeBase = pascalCase(name);
+      // "2x": the type is `_2x` (an identifier cannot start with a digit), the method `read2x`.
+      const pascal = typeBase.replace(/^_(?=\p{N})/u, "");
       const schema = dataSchemaOf(property);
-      const typeName = this.#declare(pascal, schema, docComment(schema, ""));
+      const typeName = this.#declare(typeBase, schema, docComment(schema, ""));
       const can = (op: string) =>
         selectForm(property.forms, op, "property", this.#base, { access: property }) !== undefined;
       const key = JSON.stringify(name);
@@ -213,7 +215,6 @@ ${this.#methods.join("")}}`,
         );
       }
       if (can("observeproperty")) {
-        this.#imports.add("type ObserveOptions");
         this.#method(`observe${pascal}`, (id) =>
           method(
             about(
@@ -244,7 +245,6 @@ ${this.#methods.join("")}}`,
           : this.#declare(`${pascal}Output`, action.output, docComment(action.output, ""));
       if (isBlobReference(action.output)) blobs = true;
       this.#imports.add("type InvocationHandle");
-      this.#imports.add("type InvokeOptions");
       const returns = `Promise<InvocationHandle<${output}>>`;
       const doc = about(
         `Invoke the action '${name}'; resolves once the server has accepted it (\`await handle.result()\` for the output).`,
@@ -270,7 +270,7 @@ ${this.#methods.join("")}}`,
     if (blobs) {
       this.#imports.add("type BlobReference");
       this.#imports.add("type DownloadedBlob");
-      this.#methods.push(
+      this.#push(
         method(
           "Download binary data an action returned as `{ href, mediaType, size }`.",
           "downloadBlob(reference: BlobReference, options?: RequestOptions): Promise<DownloadedBlob>",
@@ -288,7 +288,6 @@ ${this.#methods.join("")}}`,
           ? "unknown"
           : this.#declare(`${pascal}Data`, event.data, docComment(event.data, ""));
       if (selectForm(event.forms, "subscribeevent", "event", this.#base) === undefined) continue;
-      this.#imports.add("type ObserveOptions");
       this.#method(`subscribe${pascal}`, (id) =>
         method(
           about(
@@ -316,7 +315,7 @@ ${this.#methods.join("")}}`,
     this.#declarations.push(
       `/** The MJPEG streams the Thing links to. */\nexport type ${streamType} = ${names.map((n) => JSON.stringify(n)).join(" | ")};`,
     );
-    this.#methods.push(
+    this.#push(
       method(
         "The JPEG frames of a stream, until `options.signal` aborts or the server ends it.",
         `stream(name: ${streamType}, options?: RequestOptions): AsyncGenerator<Uint8Array, void, undefined>`,
@@ -343,7 +342,7 @@ ${this.#methods.join("")}}`,
     } else {
       this.#declared.set(canonical, name);
       this.#declarations.push(
-        type.startsWith("{\n")
+        isObjectLiteralType(type)
           ? `${prefix}export interface ${name} ${type}`
           : `${prefix}export type ${name} = ${type};`,
       );
@@ -359,10 +358,32 @@ ${this.#methods.join("")}}`,
   }
 
   #method(wanted: string, build: (identifier: string) => string): void {
+    this.#push(build(this.#memberName(wanted)));
+  }
+
+  /** Add methods at the end, importing the option types their text uses. */
+  #push(...texts: string[]): void {
+    for (const text of texts) this.#importUsed(text);
+    this.#methods.push(...texts);
+  }
+
+  /** Add a method at the start. */
+  #unshift(text: string): void {
+    this.#importUsed(text);
+    this.#methods.unshift(text);
+  }
+
+  #importUsed(text: string): void {
+    for (const type of ["RequestOptions", "ObserveOptions", "InvokeOptions"]) {
+      if (new RegExp(`\\b${type}\\b`).test(text)) this.#imports.add(`type ${type}`);
+    }
+  }
+
+  #memberName(wanted: string): string {
     let name = this.#members.has(wanted) ? `${wanted}Action` : wanted;
     for (let n = 2; this.#members.has(name); n++) name = `${wanted}${n}`;
     this.#members.add(name);
-    this.#methods.push(build(name));
+    return name;
   }
 }
 

@@ -200,6 +200,11 @@ function intersection(parts: string[]): string {
   );
 }
 
+/** Whether a type text (from `schemaToType`) is one object literal, i.e. can be an interface. */
+export function isObjectLiteralType(type: string): boolean {
+  return type.startsWith("{\n") && !hasTopLevel(type, "|&");
+}
+
 /** Whether `type` has one of `operators` outside braces, brackets, parentheses and strings. */
 function hasTopLevel(type: string, operators: string): boolean {
   let depth = 0;

@@ -183,7 +183,7 @@ export class ThingClient {
    * Every readable property in one object: the TD's readallproperties form when it has
    * one, otherwise one readproperty per property (writeOnly ones excluded).
    */
-  async readAllProperties<T extends Record<string, unknown> = Record<string, unknown>>(
+  async readAllProperties<T extends object = Record<string, unknown>>(
     options: RequestOptions = {},
   ): Promise<T> {
     const form = selectForm(this.description.forms, "readallproperties", "thing", this.base);
