@@ -529,6 +529,53 @@ describe("blobs and streams", () => {
   });
 });
 
+describe("with a bearer token", () => {
+  it("sends the `headers` option with every request, event streams and invocations included", async () => {
+    const token = "client-test-token-0123456789";
+    const securedBench = new ClientBench();
+    const secured = new ThingServer([{ name: "bench", thing: securedBench }], {
+      port: 0,
+      authToken: token,
+    });
+    const url = await secured.start();
+    const controller = new AbortController();
+    try {
+      // The TD is public (it says a token is needed); everything else answers 401.
+      const anonymous = await ThingClient.connect(`${url}/bench/`);
+      expect(anonymous.description.securityDefinitions).toMatchObject({
+        bearer_sc: { scheme: "bearer" },
+      });
+      const denied = await anonymous.readProperty("counter").catch((e: unknown) => e);
+      expect(denied).toBeInstanceOf(HttpError);
+      expect(denied).toMatchObject({ status: 401, problem: { status: 401 } });
+
+      const client = await ThingClient.connect(`${url}/bench/`, {
+        headers: { authorization: `Bearer ${token}` },
+        reconnect: FAST_RECONNECT,
+      });
+      await client.writeProperty("counter", 5);
+      expect(await client.readProperty("counter")).toBe(5);
+      const opened = deferred();
+      const observed = iterateInBackground(
+        client.observeProperty<number>("counter", {
+          signal: controller.signal,
+          onOpen: () => opened.resolve(),
+        }),
+      );
+      await within(opened.promise, "the event stream to open");
+      securedBench.counter = 6;
+      expect(await observed.waitFor(1, "a change")).toEqual([6]);
+      securedBench.gate("secured").open();
+      const count = await client.invokeAction("count", { steps: 2, gate: "secured" });
+      expect(await within(count.result(), "the result")).toEqual({ counted: 2 });
+    } finally {
+      controller.abort();
+      securedBench.openAllGates();
+      await within(secured.close(), "the secured server to close");
+    }
+  });
+});
+
 /**
  * Runs in the page, as plain JavaScript (a string, so the test runner's transforms never
  * touch it): imports the built client and uses it against the camera.
