@@ -23,8 +23,13 @@
  * - a request without `Host`: Node answers 400 with an empty body (`requireHostHeader`);
  * - `Expect:` other than `100-continue`: Node answers 417 with an empty body.
  *
- * FUZZ_SEED and FUZZ_RUNS in the environment change the seed and the number of cases;
- * a failure prints the seed and the request.
+ * A second, shorter run fuzzes a server with bearer-token authentication and never
+ * sends the token: every answer but the public ones (TDs, docs, dashboard shell) is 401
+ * Problem Details with `WWW-Authenticate`, and nothing changes at all.
+ *
+ * FUZZ_SEED and FUZZ_RUNS in the environment change the seed and the number of cases
+ * (the authenticated run does a quarter of them); a failure prints the seed and the
+ * request. The console line `fuzz: N cases …` is the figure for the README.
  */
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -40,7 +45,6 @@ import {
   serializeRequest,
   surfaceFromDescriptions,
 } from "./support/fuzz-requests.js";
-import { getJson } from "./support/json-http.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import {
   type ExchangeResult,
@@ -53,9 +57,9 @@ import {
 import { within } from "./support/within.js";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20260601);
-const NUM_RUNS = Number(process.env.FUZZ_RUNS ?? 400);
+const NUM_RUNS = Number(process.env.FUZZ_RUNS ?? 2000);
 /** Wall-clock bound on the cases, so a loaded machine runs fewer rather than timing out. */
-const TIME_LIMIT_MS = 25_000;
+const TIME_LIMIT_MS = 20_000;
 /** Fewer cases than this within the time limit would not be a fuzz run worth the name. */
 const MIN_CASES = 50;
 /** Bound on one request/response exchange. */
@@ -67,60 +71,134 @@ const DECLARED_5XX = new Map([[503, "tag:labthings-ts,2026:unavailable"]]);
 /** The camera's frame size: fuzzed writes may make it huge, which only costs CPU. */
 const CAMERA = { width: 640, height: 480, fps: 15 };
 
-let server: ThingServer;
-let base: string;
-let port: number;
-let settingsDir: string;
-let camera: SimulatedCamera;
-let surface: HttpSurface;
+/** A token the authenticated server wants, and the fuzzer never sends. */
+const TOKEN = "fuzz-token-0123456789abcdef0123456789abcdef";
 
-beforeAll(async () => {
-  settingsDir = await tempDir("labthings-fuzz-settings-");
-  camera = new SimulatedCamera(CAMERA);
-  // The Things of `labthings-ts serve` without --config (src/cli/default-config.ts).
-  server = new ThingServer(
-    [
-      { name: "stage", thing: new SimulatedStage() },
-      { name: "camera", thing: camera },
-      { name: "autofocus", thing: new Autofocus() },
-    ],
-    { port: 0, settingsDir },
-  );
-  base = await within(server.start(), "the server to start");
-  port = Number(new URL(base).port);
-  surface = surfaceFromDescriptions(await getJson(`${base}/thing_descriptions/`), base);
-  // One finished invocation with a blob, so real ids are among the paths tried.
-  const created = await fetch(`${base}/camera/capture`, { method: "POST" });
-  expect(created.status).toBe(201);
-  const { id } = (await created.json()) as { id: string };
-  await within(server.invocations.get(id).settled, "the capture to finish");
-  const status = await getJson<{ output?: { href: string } }>(`${base}/action_invocations/${id}`);
-  surface.invocationIds.push(id);
-  if (status.output) surface.blobIds.push(status.output.href.split("/").pop()!);
-});
+/**
+ * The simulated microscope on its own server: the Things of `labthings-ts serve` without
+ * --config (src/cli/default-config.ts), settings in a temporary folder.
+ */
+class ServedMicroscope {
+  readonly camera = new SimulatedCamera(CAMERA);
+  readonly server: ThingServer;
+  base = "";
+  port = 0;
+  surface!: HttpSurface;
 
-afterAll(async () => {
-  if (server) await within(server.close(), "server.close()");
-  await removeTempDirs();
-});
-
-// ─── state ───────────────────────────────────────────────────────────────────────────
-
-/** Every property of every Thing, and every settings file, as text. */
-async function snapshotState(): Promise<{ things: string; files: Record<string, string> }> {
-  const files: Record<string, string> = {};
-  for (const name of (await readdir(settingsDir)).sort()) {
-    files[name] = await readFile(join(settingsDir, name), "utf8").catch((e: Error) => e.message);
+  private constructor(
+    readonly settingsDir: string,
+    readonly authToken: string | undefined,
+  ) {
+    this.server = new ThingServer(
+      [
+        { name: "stage", thing: new SimulatedStage() },
+        { name: "camera", thing: this.camera },
+        { name: "autofocus", thing: new Autofocus() },
+      ],
+      { port: 0, settingsDir, authToken },
+    );
   }
-  return { things: JSON.stringify(server.registry.readAllThings()), files };
+
+  static async start(authToken?: string): Promise<ServedMicroscope> {
+    const microscope = new ServedMicroscope(await tempDir("labthings-fuzz-settings-"), authToken);
+    await microscope.#start();
+    return microscope;
+  }
+
+  /** Headers for the test's own requests (never the fuzzed ones). */
+  get auth(): Record<string, string> {
+    return this.authToken ? { authorization: `Bearer ${this.authToken}` } : {};
+  }
+
+  async #start(): Promise<void> {
+    this.base = await within(this.server.start(), "the server to start");
+    this.port = Number(new URL(this.base).port);
+    const descriptions = await fetch(`${this.base}/thing_descriptions/`);
+    this.surface = surfaceFromDescriptions(await descriptions.json(), this.base);
+    // One finished invocation with a blob, so real ids are among the paths tried.
+    const created = await fetch(`${this.base}/camera/capture`, {
+      method: "POST",
+      headers: this.auth,
+    });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    await within(this.server.invocations.get(id).settled, "the capture to finish");
+    const status = (await (
+      await fetch(`${this.base}/action_invocations/${id}`, { headers: this.auth })
+    ).json()) as { output?: { href: string } };
+    this.surface.invocationIds.push(id);
+    if (status.output) this.surface.blobIds.push(status.output.href.split("/").pop()!);
+  }
+
+  /** Every property of every Thing, the invocations, and every settings file, as text. */
+  async snapshot(): Promise<State> {
+    const files: Record<string, string> = {};
+    for (const name of (await readdir(this.settingsDir)).sort()) {
+      const path = join(this.settingsDir, name);
+      files[name] = await readFile(path, "utf8").catch((e: Error) => e.message);
+    }
+    return {
+      things: JSON.stringify(this.server.registry.readAllThings()),
+      invocations: this.server.invocations.list().length,
+      files,
+    };
+  }
+
+  /**
+   * After an accepted request: cancel (and await) the invocation it started, write
+   * pending settings, and put the camera back to a small frame so later cases stay cheap.
+   */
+  async settleAccepted(response: WireResponse): Promise<string[]> {
+    const problems: string[] = [];
+    const location = headerOf(response, "location");
+    if (response.status === 201) {
+      const id = /^\/action_invocations\/([^/?]+)$/.exec(location ?? "")?.[1];
+      if (!id) return [`201 without a Location naming the invocation (Location: ${location})`];
+      const cancelled = await fetch(`${this.base}/action_invocations/${id}`, {
+        method: "DELETE",
+        headers: this.auth,
+      });
+      await cancelled.arrayBuffer();
+      if (cancelled.status !== 204 && cancelled.status !== 409) {
+        problems.push(`DELETE of invocation ${id} answered ${cancelled.status}`);
+      }
+      await within(this.server.invocations.get(id).settled, `invocation ${id} to settle`);
+    }
+    await within(this.server.settings.flush(), "settings to be written");
+    const { width, height } = this.camera.resolution;
+    if (width * height > CAMERA.width * CAMERA.height) {
+      this.camera.resolution = { width: CAMERA.width, height: CAMERA.height };
+    }
+    if (this.camera.frameRate > CAMERA.fps) this.camera.frameRate = CAMERA.fps;
+    return problems;
+  }
+
+  /** The server still answers: the stage's TD (public, so no token needed). */
+  async stillAnswers(): Promise<string | undefined> {
+    const td = await fetch(`${this.base}/stage/`).catch((error: Error) => error);
+    if (td instanceof Error) return `the server no longer answers GET /stage/ (${td.message})`;
+    await td.arrayBuffer();
+    return td.status === 200 ? undefined : `GET /stage/ answered ${td.status}`;
+  }
+
+  async close(): Promise<void> {
+    await within(this.server.close(), "server.close()");
+  }
 }
 
-type State = Awaited<ReturnType<typeof snapshotState>>;
+interface State {
+  things: string;
+  invocations: number;
+  files: Record<string, string>;
+}
 
 function stateChanges(before: State, after: State): string[] {
   const changes: string[] = [];
   if (before.things !== after.things) {
     changes.push(`properties changed:\n  before ${before.things}\n  after  ${after.things}`);
+  }
+  if (before.invocations !== after.invocations) {
+    changes.push(`invocations: ${before.invocations} before, ${after.invocations} after`);
   }
   const names = new Set([...Object.keys(before.files), ...Object.keys(after.files)]);
   for (const name of names) {
@@ -131,32 +209,6 @@ function stateChanges(before: State, after: State): string[] {
     }
   }
   return changes;
-}
-
-/**
- * After an accepted request: cancel (and await) the invocation it started, write
- * pending settings, and put the camera back to a small frame so later cases stay cheap.
- */
-async function settleAccepted(response: WireResponse): Promise<string[]> {
-  const problems: string[] = [];
-  const location = headerOf(response, "location");
-  if (response.status === 201) {
-    const id = /^\/action_invocations\/([^/?]+)$/.exec(location ?? "")?.[1];
-    if (!id) return [`201 without a Location naming the invocation (Location: ${location})`];
-    const cancelled = await fetch(`${base}/action_invocations/${id}`, { method: "DELETE" });
-    await cancelled.arrayBuffer();
-    if (cancelled.status !== 204 && cancelled.status !== 409) {
-      problems.push(`DELETE of invocation ${id} answered ${cancelled.status}`);
-    }
-    await within(server.invocations.get(id).settled, `invocation ${id} to settle`);
-  }
-  await within(server.settings.flush(), "settings to be written");
-  const { width, height } = camera.resolution;
-  if (width * height > CAMERA.width * CAMERA.height) {
-    camera.resolution = { width: CAMERA.width, height: CAMERA.height };
-  }
-  if (camera.frameRate > CAMERA.fps) camera.frameRate = CAMERA.fps;
-  return problems;
 }
 
 // ─── what a response must be ─────────────────────────────────────────────────────────
@@ -276,132 +328,211 @@ function responseProblems(request: FuzzRequest, result: ExchangeResult): string[
   return problems;
 }
 
-// ─── the fuzz run ────────────────────────────────────────────────────────────────────
+// ─── the fuzz runs ───────────────────────────────────────────────────────────────────
+
+/** Paths readable without a token (TDs, the dashboard shell and files, the API docs). */
+const PUBLIC_PATH =
+  /^\/(|things\/?|thing_descriptions\/?|[A-Za-z0-9_-]+\/?|openapi\.json|docs(\/.*)?|_dashboard\/.*)$/;
+
+interface FuzzRun {
+  numRuns: number;
+  timeLimitMs: number;
+  /**
+   * Checks of its own for one case, after the common ones; `changed`: the state
+   * differs from before the request (only seen by runs where nothing may change).
+   */
+  check?: (request: FuzzRequest, result: ExchangeResult) => string[];
+  /** No request may change anything, accepted or not (no token ever sent). */
+  nothingChanges: boolean;
+}
+
+/** Run the fuzz cases against `microscope`; returns how many ran and the status tally. */
+async function fuzz(microscope: ServedMicroscope, run: FuzzRun): Promise<number> {
+  const statuses = new Map<string, number>();
+  let cases = 0;
+  let lastKnown = await microscope.snapshot();
+
+  const property = fc.asyncProperty(fuzzRequest(microscope.surface), async (request) => {
+    cases += 1;
+    const failures: string[] = [];
+    const before = await microscope.snapshot();
+    failures.push(...stateChanges(lastKnown, before).map((c) => `between cases: ${c}`));
+
+    const bytes = serializeRequest(request, microscope.port);
+    const result = await exchange(microscope.port, bytes, {
+      method: request.method,
+      timeoutMs: EXCHANGE_MS,
+      checkTrailingBytes: isSingleRequest(request),
+    });
+    failures.push(...responseProblems(request, result), ...(run.check?.(request, result) ?? []));
+    const status = result.response?.status;
+    const exception =
+      knownGap(request, result) ??
+      nodeWritten(request, result) ??
+      (bodyOfEarlyRejection(request, result) ? "HEAD rejected early" : undefined);
+    const key = `${status ?? "no response"}${exception ? ` (${exception})` : ""}`;
+    statuses.set(key, (statuses.get(key) ?? 0) + 1);
+
+    if (status !== undefined && status < 400 && !run.nothingChanges) {
+      failures.push(...(await microscope.settleAccepted(result.response!)));
+    } else {
+      failures.push(...stateChanges(before, await microscope.snapshot()));
+    }
+    const down = await microscope.stillAnswers();
+    if (down) failures.push(down);
+    lastKnown = await microscope.snapshot();
+
+    if (failures.length > 0) {
+      throw new Error(
+        `case ${cases}: ${failures.join("\n")}\n--- request ---\n${printable(bytes)}\n` +
+          `--- received ---\n${printable(result.received)}`,
+      );
+    }
+  });
+
+  const started = performance.now();
+  const details = await fc.check(property, {
+    seed: SEED,
+    numRuns: run.numRuns,
+    // The server is stateful: shrinking would replay cases on a changed server.
+    endOnFailure: true,
+    interruptAfterTimeLimit: run.timeLimitMs,
+    markInterruptAsFailure: false,
+  });
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  const tally = [...statuses]
+    .sort()
+    .map(([s, n]) => `${s}×${n}`)
+    .join(", ");
+  const label = microscope.authToken ? "with authentication" : "open";
+  console.log(`fuzz (${label}): ${cases} cases in ${seconds} s (seed ${SEED}); statuses ${tally}`);
+  if (details.failed) {
+    // Not fast-check's report: it prints the whole request object, 1 MiB bodies included.
+    const error = details.errorInstance;
+    throw new Error(
+      `${error instanceof Error ? error.message : String(error)}\n\n` +
+        `seed ${details.seed}, path ${details.counterexamplePath}: re-run with FUZZ_SEED=${SEED}`,
+    );
+  }
+  return cases;
+}
 
 describe("fuzzing the simulated microscope over raw HTTP", () => {
+  let microscope: ServedMicroscope;
+  let port: number;
+
+  beforeAll(async () => {
+    microscope = await ServedMicroscope.start();
+    port = microscope.port;
+  });
+
+  afterAll(async () => {
+    await microscope?.close();
+    await removeTempDirs();
+  });
+
   it("answers every request well-formed, with Problem Details, no undeclared 5xx, and no change from a rejected one", {
     timeout: 90_000,
   }, async () => {
-    const statuses = new Map<string, number>();
-    let cases = 0;
-    let lastKnown = await snapshotState();
-
-    const property = fc.asyncProperty(fuzzRequest(surface), async (request) => {
-      cases += 1;
-      const failures: string[] = [];
-      const before = await snapshotState();
-      failures.push(...stateChanges(lastKnown, before).map((c) => `between cases: ${c}`));
-
-      const bytes = serializeRequest(request, port);
-      const result = await exchange(port, bytes, {
-        method: request.method,
-        timeoutMs: EXCHANGE_MS,
-        checkTrailingBytes: isSingleRequest(request),
-      });
-      failures.push(...responseProblems(request, result));
-      const status = result.response?.status;
-      const exception =
-        knownGap(request, result) ??
-        nodeWritten(request, result) ??
-        (bodyOfEarlyRejection(request, result) ? "HEAD rejected early" : undefined);
-      const key = `${status ?? "no response"}${exception ? ` (${exception})` : ""}`;
-      statuses.set(key, (statuses.get(key) ?? 0) + 1);
-
-      if (status !== undefined && status < 400) {
-        failures.push(...(await settleAccepted(result.response!)));
-      } else {
-        failures.push(...stateChanges(before, await snapshotState()));
-      }
-      const td = await fetch(`${base}/stage/`).catch((error: Error) => error);
-      if (td instanceof Error || td.status !== 200) {
-        failures.push(
-          `the server no longer answers GET /stage/ (${td instanceof Error ? td.message : td.status})`,
-        );
-      } else await td.arrayBuffer();
-      lastKnown = await snapshotState();
-
-      if (failures.length > 0) {
-        throw new Error(
-          `case ${cases}: ${failures.join("\n")}\n--- request ---\n${printable(bytes)}\n` +
-            `--- received ---\n${printable(result.received)}`,
-        );
-      }
-    });
-
-    const started = performance.now();
-    const details = await fc.check(property, {
-      seed: SEED,
+    const cases = await fuzz(microscope, {
       numRuns: NUM_RUNS,
-      // The server is stateful: shrinking would replay cases on a changed server.
-      endOnFailure: true,
-      interruptAfterTimeLimit: TIME_LIMIT_MS,
-      markInterruptAsFailure: false,
+      timeLimitMs: TIME_LIMIT_MS,
+      nothingChanges: false,
     });
-    const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    const tally = [...statuses]
-      .sort()
-      .map(([s, n]) => `${s}×${n}`)
-      .join(", ");
-    console.log(`fuzz: ${cases} cases in ${seconds} s (seed ${SEED}); statuses ${tally}`);
-    if (details.failed) {
-      // Not fast-check's report: it prints the whole request object, 1 MiB bodies included.
-      const error = details.errorInstance;
-      throw new Error(
-        `${error instanceof Error ? error.message : String(error)}\n\n` +
-          `seed ${details.seed}, path ${details.counterexamplePath}: re-run with FUZZ_SEED=${SEED}`,
-      );
-    }
     expect(cases).toBeGreaterThanOrEqual(Math.min(MIN_CASES, NUM_RUNS));
+  });
+
+  // The known gaps, one request each.
+  describe("answers the fuzz run tolerates (knownGap), as they should be", () => {
+    async function send(lines: string[]): Promise<ExchangeResult> {
+      const text = `${[...lines, `Host: 127.0.0.1:${port}`, "Connection: close"].join("\r\n")}\r\n\r\n`;
+      const method = lines[0]!.split(" ")[0]!;
+      return exchange(port, Buffer.from(text, "latin1"), {
+        method,
+        timeoutMs: EXCHANGE_MS,
+        checkTrailingBytes: true,
+      });
+    }
+
+    function expectProblemResponse(result: ExchangeResult, status: number): void {
+      expect(result.response?.status, result.received).toBe(status);
+      expect(headerOf(result.response!, "content-type"), result.received).toMatch(
+        /^application\/problem\+json\b/,
+      );
+      expect(JSON.parse(result.response!.body.toString("utf8"))).toMatchObject({ status });
+    }
+
+    // Fails today: `ws` (through @fastify/websocket, which hands every upgrade request to
+    // `wss.handleUpgrade` on whatever route it reaches) writes its own text/html refusal.
+    // Fix (src/http/thing-server.ts): listen for the WebSocketServer's `wsClientError`
+    // event (ws then writes nothing itself) and answer Problem Details there.
+    it.fails("a refused websocket handshake is Problem Details (not ws's text/html)", async () => {
+      const missingKey = await send([
+        "GET /stage/ws HTTP/1.1",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Version: 13",
+      ]);
+      expectProblemResponse(missingKey, 400);
+      const post = await send([
+        "POST /stage/speed HTTP/1.1",
+        "Upgrade: websocket",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+      ]);
+      expectProblemResponse(post, 405);
+    });
+
+    // Fails today: Fastify's router answers FST_ERR_BAD_URL in its own JSON before any hook
+    // or error handler runs. Fix: Fastify's `frameworkErrors` option (called for
+    // FST_ERR_BAD_URL) answering through sendProblem.
+    it.fails("a path with broken percent-encoding answers 400 Problem Details", async () => {
+      expectProblemResponse(await send(["GET /stage/%zz HTTP/1.1"]), 400);
+      expectProblemResponse(await send(["GET /% HTTP/1.1"]), 400);
+    });
   });
 });
 
-// ─── the known gaps, one request each ────────────────────────────────────────────────
+describe("fuzzing the microscope with authentication on, never sending the token", () => {
+  let microscope: ServedMicroscope;
 
-describe("answers the fuzz run tolerates (knownGap), as they should be", () => {
-  async function send(lines: string[]): Promise<ExchangeResult> {
-    const text = `${[...lines, `Host: 127.0.0.1:${port}`, "Connection: close"].join("\r\n")}\r\n\r\n`;
-    const method = lines[0]!.split(" ")[0]!;
-    return exchange(port, Buffer.from(text, "latin1"), {
-      method,
-      timeoutMs: EXCHANGE_MS,
-      checkTrailingBytes: true,
-    });
-  }
-
-  function expectProblemResponse(result: ExchangeResult, status: number): void {
-    expect(result.response?.status, result.received).toBe(status);
-    expect(headerOf(result.response!, "content-type"), result.received).toMatch(
-      /^application\/problem\+json\b/,
-    );
-    expect(JSON.parse(result.response!.body.toString("utf8"))).toMatchObject({ status });
-  }
-
-  // Fails today: `ws` (through @fastify/websocket, which hands every upgrade request to
-  // `wss.handleUpgrade` on whatever route it reaches) writes its own text/html refusal.
-  // Fix (src/http/thing-server.ts): listen for the WebSocketServer's `wsClientError`
-  // event (ws then writes nothing itself) and answer Problem Details there.
-  it.fails("a refused websocket handshake is Problem Details (not ws's text/html)", async () => {
-    const missingKey = await send([
-      "GET /stage/ws HTTP/1.1",
-      "Upgrade: websocket",
-      "Connection: Upgrade",
-      "Sec-WebSocket-Version: 13",
-    ]);
-    expectProblemResponse(missingKey, 400);
-    const post = await send([
-      "POST /stage/speed HTTP/1.1",
-      "Upgrade: websocket",
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-      "Sec-WebSocket-Version: 13",
-    ]);
-    expectProblemResponse(post, 405);
+  beforeAll(async () => {
+    microscope = await ServedMicroscope.start(TOKEN);
   });
 
-  // Fails today: Fastify's router answers FST_ERR_BAD_URL in its own JSON before any hook
-  // or error handler runs. Fix: Fastify's `frameworkErrors` option (called for
-  // FST_ERR_BAD_URL) answering through sendProblem.
-  it.fails("a path with broken percent-encoding answers 400 Problem Details", async () => {
-    expectProblemResponse(await send(["GET /stage/%zz HTTP/1.1"]), 400);
-    expectProblemResponse(await send(["GET /% HTTP/1.1"]), 400);
+  afterAll(async () => {
+    await microscope?.close();
+  });
+
+  it("changes nothing; everything but the public descriptions is 401 Problem Details with WWW-Authenticate", {
+    timeout: 60_000,
+  }, async () => {
+    const runs = Math.max(1, Math.floor(NUM_RUNS / 4));
+    const cases = await fuzz(microscope, {
+      numRuns: runs,
+      timeLimitMs: TIME_LIMIT_MS / 2,
+      nothingChanges: true,
+      check: (request, result) => {
+        const response = result.response;
+        if (!response) return [];
+        const path = request.target.split("?")[0]!;
+        let decoded = path;
+        try {
+          decoded = decodeURIComponent(path);
+        } catch {}
+        const problems: string[] = [];
+        if (response.status < 400 && !PUBLIC_PATH.test(decoded)) {
+          problems.push(`${response.status} for ${request.method} ${path} without the token`);
+        }
+        if (
+          response.status === 401 &&
+          !headerOf(response, "www-authenticate")?.startsWith("Bearer")
+        ) {
+          problems.push("a 401 without WWW-Authenticate: Bearer");
+        }
+        return problems;
+      },
+    });
+    expect(cases).toBeGreaterThanOrEqual(Math.min(MIN_CASES, runs));
   });
 });
