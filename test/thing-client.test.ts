@@ -264,6 +264,54 @@ describe("observeProperty", () => {
     }
   });
 
+  it("when the server goes away: a stream ends cleanly, an observation gives up with ConnectionError", async () => {
+    const leavingBench = new ClientBench();
+    const leaving = new ThingServer(
+      [
+        { name: "stage", thing: new SimulatedStage() },
+        { name: "camera", thing: new SimulatedCamera({ width: 160, height: 120, fps: 10 }) },
+        { name: "bench", thing: leavingBench },
+      ],
+      { port: 0 },
+    );
+    const url = await leaving.start();
+    const controller = new AbortController();
+    try {
+      const reconnect = { initialDelayMs: 20, maxDelayMs: 100, maxAttempts: 3 };
+      const benchClient = await ThingClient.connect(`${url}/bench/`, { reconnect });
+      const camera = await ThingClient.connect(`${url}/camera/`);
+      const opened = deferred();
+      const observed = iterateInBackground(
+        benchClient.observeProperty<number>("counter", {
+          signal: controller.signal,
+          onOpen: () => opened.resolve(),
+        }),
+      );
+      const frames = iterateInBackground(camera.stream("stream", { signal: controller.signal }));
+      await within(opened.promise, "the event stream to open");
+      await frames.waitFor(1, "a first frame");
+      leavingBench.counter = 1;
+      await observed.waitFor(1, "a change");
+      await within(leaving.close(), "server.close()");
+      // The MJPEG stream got its closing delimiter: the iteration just ends.
+      await within(frames.done, "the stream iteration to end");
+      // The event stream ended too; the reconnects find nobody, and the iteration says so.
+      const error = await within(
+        observed.done.then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+        "the observation to give up",
+      );
+      expect(error).toBeInstanceOf(ConnectionError);
+      expect((error as Error).message).toMatch(/could not be re-opened after 3 attempts/);
+      expect(observed.values).toEqual([1]);
+    } finally {
+      controller.abort();
+      await within(leaving.close(), "server.close()");
+    }
+  });
+
   it("honours event, data, id and retry, and stops when a reconnect is answered 204", async () => {
     const sse = await ScriptedSseServer.start([
       // A comment, a retry time, a message with two data lines, and one split across CR/LF
