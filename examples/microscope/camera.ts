@@ -233,6 +233,27 @@ export class SimulatedCamera extends Thing {
   })
   accessor colourGains = { red: 1.6, blue: 1.4 };
 
+  /** Computed from the resolution: a client turns a point on the image into a stage move. */
+  @property({
+    schema: Type.Object(
+      {
+        width: Type.Number({ unit: "steps" }),
+        height: Type.Number({ unit: "steps" }),
+      },
+      { additionalProperties: false },
+    ),
+    readOnly: true,
+    title: "Field of view",
+    description:
+      "Width and height of the view in stage steps (the same for every stream of this camera); the dashboard's click-to-move uses it.",
+  })
+  get fieldOfView(): { width: number; height: number } {
+    return {
+      width: this.resolution.width * this.#stepsPerPixel,
+      height: this.resolution.height * this.#stepsPerPixel,
+    };
+  }
+
   @property({
     schema: Type.Number({ unit: "°C" }),
     readOnly: true,

@@ -2,6 +2,7 @@
 /** `labthings-ts`: the command-line entry point. */
 import { readFileSync } from "node:fs";
 import { ConfigError, LabThingsError, ThingLifecycleError } from "../errors.js";
+import { call } from "./call.js";
 import { clientGen } from "./client-gen.js";
 import { SERVE_USAGE, serve } from "./serve.js";
 
@@ -9,6 +10,7 @@ const USAGE = `Usage: labthings-ts <command> [options]
 
 Commands:
   serve       serve Things over HTTP (default: the simulated microscope)
+  call        read or write a property, invoke an action (with progress) or follow an event
   client-gen  write a typed TypeScript client for a Thing, from its TD (URL or file)
 
 Run 'labthings-ts <command> --help' for a command's options.`;
@@ -29,6 +31,8 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case "serve":
       return serve(rest);
+    case "call":
+      return call(rest);
     case "client-gen":
       return clientGen(rest);
     case "--version":

@@ -1,0 +1,121 @@
+/**
+ * The dashboard's entry module, loaded by the page at `GET /`. It finds the Thing
+ * Descriptions — `?td=<url>` (repeatable) for any server's Things, else this server's
+ * `/things/` — connects a ThingClient to each, and builds the page: the microscope view
+ * when the Things make one, then a panel per Thing.
+ */
+import { ThingClient } from "../client/thing-client.js";
+import { AccessTokens } from "./access-tokens.js";
+import { POLL_INTERVAL_MS } from "./action-view.js";
+import { errorText, h } from "./dom.js";
+import { findMicroscope, MicroscopeView } from "./microscope-view.js";
+import { ThingPanel } from "./thing-panel.js";
+import { TokenPrompt } from "./token-prompt.js";
+
+/** The server's API root: this module is served at `<root>/_dashboard/dashboard/main.js`. */
+const API_ROOT = new URL("../../", import.meta.url);
+
+interface ThingSource {
+  /** Short name for ids and the navigation. */
+  id: string;
+  /** Where the Thing Description is. */
+  url: string;
+}
+
+const element = (id: string) => document.getElementById(id)!;
+
+/** The Things to show: those named by `?td=`, else every Thing of this server. */
+async function thingSources(tokens: AccessTokens): Promise<ThingSource[]> {
+  const given = new URLSearchParams(location.search).getAll("td");
+  if (given.length > 0) {
+    const used = new Set<string>();
+    return given.map((href) => {
+      const url = new URL(href, location.href).href;
+      const segments = new URL(url).pathname.split("/").filter(Boolean);
+      let id = (segments.at(-1) ?? "thing").replace(/[^A-Za-z0-9_-]/g, "_");
+      while (used.has(id)) id = `${id}_`;
+      used.add(id);
+      return { id, url };
+    });
+  }
+  const index = new URL("things/", API_ROOT).href;
+  const response = await tokens.fetch(index, { headers: { accept: "application/json" } });
+  if (!response.ok) throw new Error(`${index} answered ${response.status} ${response.statusText}`);
+  const things = (await response.json()) as Record<string, string>;
+  return Object.entries(things).map(([id, url]) => ({ id, url }));
+}
+
+async function start(): Promise<void> {
+  const tokens = new AccessTokens(sessionStorage);
+  tokens.adoptFromLocation(location, history);
+  const prompt = new TokenPrompt(element("token-prompt"), tokens);
+  tokens.onUnauthorised((origin) => prompt.ask(origin));
+  const status = element("page-status");
+  const thingsArea = element("things");
+
+  const sources = await thingSources(tokens);
+  if (sources.length === 0) {
+    status.textContent = "This server has no Things.";
+    return;
+  }
+  const connected = await Promise.allSettled(
+    sources.map((source) =>
+      ThingClient.connect(source.url, { fetch: tokens.fetch, pollIntervalMs: POLL_INTERVAL_MS }),
+    ),
+  );
+
+  const panels: ThingPanel[] = [];
+  let liveStreams = 0;
+  let microscopeStream: string | undefined;
+  const startLive = () => liveStreams++ === 0;
+  connected.forEach((result, index) => {
+    const source = sources[index]!;
+    if (result.status === "rejected") {
+      thingsArea.append(
+        h(
+          "section",
+          { class: "card thing", "data-thing": source.id },
+          h("h2", {}, source.id),
+          h(
+            "p",
+            { class: "problem" },
+            `Cannot load the Thing Description at ${source.url}: ${errorText(result.reason)}`,
+          ),
+        ),
+      );
+      return;
+    }
+    panels.push(
+      new ThingPanel(result.value, {
+        id: source.id,
+        tokens,
+        startLive,
+        shownElsewhere: (link) => link.url === microscopeStream,
+      }),
+    );
+  });
+
+  const parts = findMicroscope(panels);
+  const navigation = element("thing-nav");
+  if (parts) {
+    microscopeStream = parts.stream.url;
+    liveStreams = 1;
+    element("microscope").append(new MicroscopeView(parts, tokens).element);
+    navigation.append(h("a", { href: "#microscope-view" }, "Microscope"));
+    document.title = `Microscope · labthings-ts`;
+  }
+  const following = new AbortController();
+  addEventListener("pagehide", () => following.abort());
+  for (const panel of panels) {
+    thingsArea.append(panel.element);
+    navigation.append(h("a", { href: `#${panel.element.id}` }, panel.client.title));
+    panel.start(following.signal);
+  }
+  status.textContent = "";
+}
+
+start().catch((error: unknown) => {
+  const status = element("page-status");
+  status.classList.add("problem");
+  status.textContent = `The dashboard could not start: ${errorText(error)}`;
+});

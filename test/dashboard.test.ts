@@ -1,0 +1,457 @@
+/**
+ * The dashboard at `GET /` in headless Chromium against real servers: the simulated
+ * microscope (live view, click-to-move, keyboard moves, autofocus, capture, property
+ * edits with validation, cancelling a long move), another server's Thing through `?td=`
+ * (CORS, a rule only the server checks, an action form of every input kind, events,
+ * a stream), and a server that wants a bearer token (the page asks for it, or takes
+ * `#token=`). Screenshots go to `test-results/` (kept by CI).
+ *
+ * Needs `dist/` built (`npm test` builds first; run `npm run build` before this file
+ * alone): the page loads the compiled dashboard and client modules.
+ */
+import { existsSync } from "node:fs";
+import { mkdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Browser, Locator, Page } from "playwright-core";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
+import { type ActionStatus, ThingServer } from "../src/index.js";
+import { launchChromium } from "./support/chromium.js";
+import { Lamp } from "./support/dashboard-things.js";
+import { getJson, putJson } from "./support/json-http.js";
+import { within } from "./support/within.js";
+
+const RESULTS = fileURLToPath(new URL("../test-results/", import.meta.url));
+const BUILT_DASHBOARD = fileURLToPath(new URL("../dist/src/dashboard/main.js", import.meta.url));
+/** Upper bound for one wait in the page (the machine may be loaded). */
+const PAGE_WAIT_MS = 20_000;
+const WIDTH = 320;
+const HEIGHT = 240;
+/** The camera's default: stage steps per image pixel. */
+const STEPS_PER_PIXEL = 10;
+const TOKEN = "dashboard-test-token-0123456789";
+
+interface Position {
+  x: number;
+  y: number;
+  z: number;
+}
+
+/** Poll `read` until `accept` holds (state another process changes; no event to await). */
+async function eventually<T>(
+  read: () => Promise<T>,
+  accept: (value: T) => boolean,
+  what: string,
+): Promise<T> {
+  const deadline = performance.now() + PAGE_WAIT_MS;
+  for (;;) {
+    const value = await read();
+    if (accept(value)) return value;
+    if (performance.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(value)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Wait until an `<img>` has decoded a picture (a stream's first frame, a blob). */
+async function imageRendered(image: Locator): Promise<number> {
+  await image.waitFor({ timeout: PAGE_WAIT_MS });
+  const handle = await image.elementHandle();
+  await image.page().waitForFunction((img) => (img as HTMLImageElement).naturalWidth > 0, handle, {
+    timeout: PAGE_WAIT_MS,
+  });
+  return image.evaluate((img) => (img as HTMLImageElement).naturalWidth);
+}
+
+/** Every control without a label and every button without a name, as HTML (none expected). */
+function unlabelledControls(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const missing: string[] = [];
+    for (const control of Array.from(document.querySelectorAll("input, select, textarea"))) {
+      const labelled =
+        ((control as HTMLInputElement).labels?.length ?? 0) > 0 ||
+        control.hasAttribute("aria-label") ||
+        control.hasAttribute("aria-labelledby");
+      if (!labelled) missing.push(control.outerHTML);
+    }
+    for (const button of Array.from(document.querySelectorAll("button"))) {
+      if (!button.textContent?.trim() && !button.hasAttribute("aria-label"))
+        missing.push(button.outerHTML);
+    }
+    return missing;
+  });
+}
+
+describe("the dashboard in Chromium", () => {
+  let microscope: ThingServer;
+  let base: string;
+  let other: ThingServer;
+  let otherBase: string;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+  const writes: string[] = [];
+
+  const position = () => getJson<Position>(`${base}/stage/position`);
+  const view = () => page.locator("#microscope-view");
+  const stagePanel = () => page.locator('[data-thing="stage"]');
+
+  beforeAll(async () => {
+    if (!existsSync(BUILT_DASHBOARD))
+      throw new Error(`run 'npm run build' first: ${BUILT_DASHBOARD} is missing`);
+    await mkdir(RESULTS, { recursive: true });
+    microscope = new ThingServer(
+      [
+        { name: "stage", thing: new SimulatedStage() },
+        { name: "camera", thing: new SimulatedCamera({ width: WIDTH, height: HEIGHT, fps: 15 }) },
+        { name: "autofocus", thing: new Autofocus() },
+      ],
+      { port: 0 },
+    );
+    other = new ThingServer([{ name: "lamp", thing: new Lamp() }], { port: 0, cors: true });
+    [base, otherBase, browser] = await Promise.all([
+      microscope.start(),
+      other.start(),
+      launchChromium(),
+    ]);
+    expect((await putJson(`${base}/stage/speed`, 20_000)).status).toBe(204);
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on("pageerror", (error) => pageErrors.push(error.message));
+    page.on("request", (request) => {
+      if (request.method() !== "GET") writes.push(`${request.method()} ${request.url()}`);
+    });
+    await page.goto(`${base}/`);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await Promise.all([
+      microscope && within(microscope.close(), "the microscope server to close"),
+      other && within(other.close(), "the other server to close"),
+    ]);
+  });
+
+  it("lists the Things and shows the live view of the camera", async () => {
+    const nav = page.locator("#thing-nav a");
+    await expect
+      .poll(() => nav.allTextContents(), { timeout: PAGE_WAIT_MS })
+      .toEqual(["Microscope", "Simulated stage", "Simulated camera", "Autofocus"]);
+    for (const name of ["stage", "camera", "autofocus"]) {
+      await expect(page.locator(`[data-thing="${name}"] h2`).textContent()).resolves.toBeTruthy();
+    }
+    expect(await imageRendered(view().locator("img.microscope-image"))).toBe(WIDTH);
+    // The stage position is live on the page.
+    await expect
+      .poll(() => view().locator('dd[data-axis="x"]').textContent(), { timeout: PAGE_WAIT_MS })
+      .toBe("0");
+  });
+
+  it("edits a writable property; an invalid value shows the rule it breaks and sends nothing", async () => {
+    const exposure = page.locator('[data-thing="camera"] [data-property="exposureTime"]');
+    const input = exposure.getByLabel("New value");
+    await input.fill("20000");
+    await exposure.getByRole("button", { name: "Set", exact: true }).click();
+    await eventually(
+      () => getJson<number>(`${base}/camera/exposureTime`),
+      (v) => v === 20_000,
+      "exposure 20000",
+    );
+    await expect
+      .poll(() => exposure.locator("output").textContent(), { timeout: PAGE_WAIT_MS })
+      .toBe("20000 µs");
+
+    const writesBefore = writes.length;
+    await input.fill("2000000");
+    await exposure.getByRole("button", { name: "Set", exact: true }).click();
+    await expect
+      .poll(() => exposure.locator(".field-error").textContent())
+      .toBe("must be at most 1000000");
+    expect(await input.getAttribute("aria-invalid")).toBe("true");
+    expect(await exposure.locator(".form-message").textContent()).toMatch(/^Not sent/);
+    expect(writes.slice(writesBefore)).toEqual([]);
+    expect(await getJson<number>(`${base}/camera/exposureTime`)).toBe(20_000);
+
+    // An object-valued property: each member is its own labelled field.
+    const resolution = page.locator('[data-thing="camera"] [data-property="resolution"]');
+    await resolution.getByLabel("width").fill("101");
+    await resolution.getByRole("button", { name: "Set", exact: true }).click();
+    await expect
+      .poll(() => resolution.locator(".field-error").first().textContent())
+      .toBe("must be a multiple of 2");
+    expect(writes.slice(writesBefore)).toEqual([]);
+    expect(await getJson(`${base}/camera/resolution`)).toEqual({ width: WIDTH, height: HEIGHT });
+  });
+
+  it("a click on the image moves the stage so that the point comes to the centre", async () => {
+    const start = await position();
+    const image = view().locator("img.microscope-image");
+    const box = (await image.boundingBox())!;
+    // (Playwright scrolls the image into view and clicks at this point of it.)
+    await image.click({ position: { x: box.width * 0.75, y: box.height * 0.25 } });
+    // A quarter of the view right and up: the field of view is 320×240 px × 10 steps.
+    const expected = {
+      x: start.x + 0.25 * WIDTH * STEPS_PER_PIXEL,
+      y: start.y - 0.25 * HEIGHT * STEPS_PER_PIXEL,
+    };
+    const tolerance = 2 * STEPS_PER_PIXEL * (WIDTH / box.width) + 1;
+    await eventually(
+      position,
+      (p) =>
+        Math.abs(p.x - expected.x) <= tolerance &&
+        Math.abs(p.y - expected.y) <= tolerance &&
+        p.z === start.z,
+      `the stage at about ${JSON.stringify(expected)}`,
+    );
+    await expect
+      .poll(() => view().locator(".move-area .invocation").getAttribute("data-status"), {
+        timeout: PAGE_WAIT_MS,
+      })
+      .toBe("completed");
+    const moved = await position();
+    await expect
+      .poll(() => view().locator('dd[data-axis="x"]').textContent(), { timeout: PAGE_WAIT_MS })
+      .toBe(String(moved.x));
+  });
+
+  it("the live view moves the stage from the keyboard: arrows by a quarter view, Page Up focuses", async () => {
+    const start = await position();
+    await view().locator(".view-surface").focus();
+    await page.keyboard.press("ArrowRight");
+    await eventually(
+      position,
+      (p) => p.x === start.x + 0.25 * WIDTH * STEPS_PER_PIXEL,
+      "a quarter view right",
+    );
+    await page.keyboard.press("PageUp");
+    await eventually(position, (p) => p.z === start.z + 100, "one focus step up");
+  });
+
+  it("autofocus from the microscope view: progress reaches 100 % and z moves to the focus", async () => {
+    const startZ = (await position()).z;
+    await view().getByRole("button", { name: "Autofocus", exact: true }).click();
+    const invocation = view().locator('[data-role="autofocus"] .invocation');
+    await expect
+      .poll(() => invocation.getAttribute("data-status"), { timeout: 60_000, interval: 100 })
+      .toBe("completed");
+    expect(await invocation.locator(".percent").textContent()).toBe("100 %");
+    expect(
+      await invocation.locator("progress").evaluate((p) => (p as HTMLProgressElement).value),
+    ).toBe(1);
+    expect(await invocation.locator(".log li").count()).toBeGreaterThan(0);
+    const focused = await position();
+    expect(focused.z).not.toBe(startZ);
+    expect(Math.abs(focused.z - 1000)).toBeLessThanOrEqual(100); // the camera's focal plane
+    expect(await invocation.locator(".output-area").textContent()).toBe(
+      `In focus at z=${focused.z}.`,
+    );
+    await expect
+      .poll(() => view().locator('dd[data-axis="z"]').textContent(), { timeout: PAGE_WAIT_MS })
+      .toBe(String(focused.z));
+  });
+
+  it("capture opens the JPEG on the page and downloads it", async () => {
+    await view().getByRole("button", { name: "Capture", exact: true }).click();
+    const preview = view().locator('[data-role="capture"] img.blob-image');
+    expect(await imageRendered(preview)).toBe(WIDTH);
+    const link = view().locator('[data-role="capture"] a.download');
+    expect(await link.getAttribute("download")).toMatch(/^capture-.*\.jpg$/);
+    const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
+    const bytes = await readFile((await download.path())!);
+    const metadata = await sharp(bytes).metadata();
+    expect([metadata.format, metadata.width, metadata.height]).toEqual(["jpeg", WIDTH, HEIGHT]);
+  });
+
+  it("saves screenshots; controls are labelled; a narrow screen needs no sideways scrolling", async () => {
+    expect(await unlabelledControls(page)).toEqual([]);
+    const screenshot = join(RESULTS, "dashboard.png");
+    await page.screenshot({ path: screenshot, fullPage: true });
+    expect((await stat(screenshot)).size).toBeGreaterThan(10_000);
+
+    await page.setViewportSize({ width: 375, height: 800 });
+    try {
+      const overflow = await page.evaluate(
+        () => document.documentElement.scrollWidth - window.innerWidth,
+      );
+      expect(overflow).toBeLessThanOrEqual(0);
+      await page.screenshot({ path: join(RESULTS, "dashboard-narrow.png"), fullPage: false });
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
+  });
+
+  it("a long move is cancelled from the page: the server reports it cancelled", async () => {
+    expect((await putJson(`${base}/stage/speed`, 1000)).status).toBe(204);
+    const start = await position();
+    const target = start.x > 0 ? start.x - 8000 : start.x + 8000; // 8 s at 1000 steps/s
+    const move = stagePanel().locator('[data-action="moveAbsolute"]');
+    await move.getByLabel("x", { exact: true }).fill(String(target));
+    await move.getByRole("button", { name: "Move absolute", exact: true }).click();
+    const invocation = move.locator(".invocation").first();
+    await expect
+      .poll(() => invocation.getAttribute("data-status"), { timeout: PAGE_WAIT_MS })
+      .toBe("running");
+    await eventually(position, (p) => Math.abs(p.x - start.x) >= 100, "the stage to be on its way");
+    await invocation.getByRole("button", { name: "Cancel" }).click();
+    await expect
+      .poll(() => invocation.getAttribute("data-status"), { timeout: PAGE_WAIT_MS })
+      .toBe("cancelled");
+
+    const [latest] = await getJson<ActionStatus[]>(`${base}/stage/moveAbsolute`);
+    expect(latest!.status).toBe("cancelled");
+    const stopped = await position();
+    expect(Math.abs(stopped.x - start.x)).toBeGreaterThan(0);
+    expect(Math.abs(stopped.x - start.x)).toBeLessThan(8000);
+    expect(pageErrors).toEqual([]);
+  });
+
+  describe("another server's Thing through ?td=", () => {
+    let lampPage: Page;
+    const lampWrites: string[] = [];
+    const lamp = () => lampPage.locator('[data-thing="lamp"]');
+
+    beforeAll(async () => {
+      lampPage = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+      lampPage.on("pageerror", (error) => pageErrors.push(error.message));
+      lampPage.on("request", (request) => {
+        if (!["GET", "OPTIONS"].includes(request.method()))
+          lampWrites.push(`${request.method()} ${request.url()}`);
+      });
+      await lampPage.goto(`${base}/?td=${encodeURIComponent(`${otherBase}/lamp/`)}`);
+    });
+
+    afterAll(() => lampPage?.close());
+
+    it("shows its properties live and its stream, and writes through CORS", async () => {
+      const brightness = lamp().locator('[data-property="brightness"]');
+      await expect
+        .poll(() => brightness.locator("output").textContent(), { timeout: PAGE_WAIT_MS })
+        .toBe("0.5");
+      expect(await lampPage.locator("#microscope-view").count()).toBe(0);
+      expect(await imageRendered(lamp().locator('img[data-stream="card"]'))).toBe(160);
+
+      await brightness.getByLabel("New value").fill("0.7");
+      await brightness.getByRole("button", { name: "Set", exact: true }).click();
+      await eventually(
+        () => getJson<number>(`${otherBase}/lamp/brightness`),
+        (v) => v === 0.7,
+        "brightness 0.7",
+      );
+
+      const colour = lamp().locator('[data-property="colour"]');
+      await colour.getByLabel("New value").selectOption("red");
+      await colour.getByRole("button", { name: "Set", exact: true }).click();
+      await eventually(
+        () => getJson<string>(`${otherBase}/lamp/colour`),
+        (v) => v === "red",
+        "colour red",
+      );
+      await expect
+        .poll(() => colour.locator("output").textContent(), { timeout: PAGE_WAIT_MS })
+        .toBe("red");
+    });
+
+    it("shows the server's 400 next to the field for a rule only the server checks", async () => {
+      const contact = lamp().locator('[data-property="contact"]');
+      const sent = lampWrites.length;
+      await contact.getByLabel("New value").fill("not an address");
+      await contact.getByRole("button", { name: "Set", exact: true }).click();
+      await expect
+        .poll(() => contact.locator(".field-error").textContent(), { timeout: PAGE_WAIT_MS })
+        .toBe('must match format "email"');
+      expect(await contact.locator(".form-message").textContent()).toMatch(
+        /^Not saved: Bad Request: .*email/,
+      );
+      expect(lampWrites.slice(sent)).toEqual([`PUT ${otherBase}/lamp/contact`]);
+      expect(await getJson<string>(`${otherBase}/lamp/contact`)).toBe("lab@example.org");
+    });
+
+    it("runs an action from a generated form: integer, enum and boolean inputs, progress, log, output, event", async () => {
+      const blink = lamp().locator('[data-action="blink"]');
+      const sent = lampWrites.length;
+      await blink.getByLabel("times").fill("11");
+      await blink.getByRole("button", { name: "Blink", exact: true }).click();
+      await expect
+        .poll(() => blink.locator(".field-error").first().textContent())
+        .toBe("must be at most 10");
+      expect(lampWrites.slice(sent)).toEqual([]);
+
+      await blink.getByLabel("times").fill("3");
+      await blink.getByLabel("colour").selectOption("blue");
+      await blink.getByLabel("fast").selectOption("true");
+      await blink.getByRole("button", { name: "Blink", exact: true }).click();
+      const invocation = blink.locator(".invocation").first();
+      await expect
+        .poll(() => invocation.getAttribute("data-status"), { timeout: PAGE_WAIT_MS })
+        .toBe("completed");
+      expect(await invocation.locator(".percent").textContent()).toBe("100 %");
+      expect(await invocation.locator(".log li").allTextContents()).toEqual([
+        expect.stringMatching(/info blink 1$/),
+        expect.stringMatching(/info blink 2$/),
+        expect.stringMatching(/info blink 3$/),
+      ]);
+      expect(JSON.parse((await invocation.locator("pre.output").textContent())!)).toEqual({
+        blinked: 3,
+        colour: "blue",
+      });
+      await expect
+        .poll(() => lamp().locator('.events li[data-event="blinked"]').count(), {
+          timeout: PAGE_WAIT_MS,
+        })
+        .toBe(1);
+      expect(await lamp().locator(".events li").first().textContent()).toContain("Blinked");
+    });
+  });
+
+  describe("a server that wants a bearer token", () => {
+    let secured: ThingServer;
+    let securedBase: string;
+
+    beforeAll(async () => {
+      secured = new ThingServer([{ name: "lamp", thing: new Lamp() }], {
+        port: 0,
+        authToken: TOKEN,
+      });
+      securedBase = await secured.start();
+    });
+
+    afterAll(() => secured && within(secured.close(), "the secured server to close"));
+
+    it("asks for the token after a 401, keeps it for the tab and uses it for requests and the stream", async () => {
+      const context = await browser.newContext();
+      try {
+        const tab = await context.newPage();
+        await tab.goto(`${securedBase}/`);
+        const prompt = tab.locator("#token-prompt");
+        await prompt.getByLabel("Access token", { exact: true }).waitFor({ timeout: PAGE_WAIT_MS });
+        await prompt.getByLabel("Access token", { exact: true }).fill(TOKEN);
+        await Promise.all([
+          tab.waitForEvent("load"),
+          prompt.getByRole("button", { name: "Use token" }).click(),
+        ]);
+        const brightness = tab.locator('[data-thing="lamp"] [data-property="brightness"] output');
+        await expect.poll(() => brightness.textContent(), { timeout: PAGE_WAIT_MS }).toBe("0.5");
+        expect(await imageRendered(tab.locator('img[data-stream="card"]'))).toBe(160);
+        expect(await tab.locator("#token-prompt").isHidden()).toBe(true);
+      } finally {
+        await context.close();
+      }
+    });
+
+    it("takes #token= from the address and removes it from there", async () => {
+      const context = await browser.newContext();
+      try {
+        const tab = await context.newPage();
+        await tab.goto(`${securedBase}/#token=${TOKEN}`);
+        const brightness = tab.locator('[data-thing="lamp"] [data-property="brightness"] output');
+        await expect.poll(() => brightness.textContent(), { timeout: PAGE_WAIT_MS }).toBe("0.5");
+        expect(await tab.evaluate(() => location.hash)).toBe("");
+        expect(await tab.locator("#token-prompt").isHidden()).toBe(true);
+      } finally {
+        await context.close();
+      }
+    });
+  });
+});
