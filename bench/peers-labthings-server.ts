@@ -50,8 +50,8 @@ class BenchThing extends Thing {
 
 const server = new ThingServer([{ name: "bench", thing: new BenchThing() }], { port: 0 });
 const url = await server.start();
-console.log(JSON.stringify({ url, pid: process.pid }));
 
+// The handler is in place before the ready line: the parent may signal right after reading it.
 process.once("SIGTERM", () => {
   void server.close().then(
     (report) => {
@@ -68,3 +68,5 @@ process.once("SIGTERM", () => {
     },
   );
 });
+
+console.log(JSON.stringify({ url, pid: process.pid }));

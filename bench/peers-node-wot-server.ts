@@ -59,8 +59,7 @@ thing.setPropertyObserveHandler("setpoint", async () => {
 thing.setActionHandler("noop", async () => undefined);
 await thing.expose();
 
-console.log(JSON.stringify({ url: `http://127.0.0.1:${server.getPort()}`, pid: process.pid }));
-
+// The handler is in place before the ready line: the parent may signal right after reading it.
 process.once("SIGTERM", () => {
   const started = performance.now();
   void servient.shutdown().then(
@@ -74,3 +73,5 @@ process.once("SIGTERM", () => {
     },
   );
 });
+
+console.log(JSON.stringify({ url: `http://127.0.0.1:${server.getPort()}`, pid: process.pid }));

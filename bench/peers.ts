@@ -47,6 +47,7 @@ import {
   launch,
   median,
   ms,
+  parseJson,
   percentile,
   progress,
   QUICK,
@@ -455,20 +456,36 @@ async function measureThroughput(servers: Record<Peer, Server>): Promise<Through
 interface ShutdownRun extends Stopped {
   /** How the observer's response ended (none: no observer). */
   observer?: "clean end" | "reset" | "still open";
+  /** The server's own shutdown (`{"shutdown": {"durationMs"}}` of the child), ms. */
+  closeMs?: number;
+}
+
+/** The `durationMs` of the child's `{"shutdown"}` line, if it printed one. */
+function closeMsOf(child: Child): number | undefined {
+  for (const line of child.lines) {
+    const shutdown = parseJson(line.text)?.shutdown as { durationMs?: unknown } | undefined;
+    if (typeof shutdown?.durationMs === "number") return shutdown.durationMs;
+  }
+  return undefined;
 }
 
 async function shutdownOnce(peer: Peer, withObserver: boolean): Promise<ShutdownRun> {
   const server = await startServer(peer);
-  if (!withObserver) return stopWithin(server.child, SHUTDOWN_CAP_MS);
-  const observer = observe(server);
+  const observer = withObserver ? observe(server) : undefined;
   try {
-    await observer.connected;
-    await sleep(OBSERVER_SETTLE_MS);
+    if (observer) {
+      await observer.connected;
+      await sleep(OBSERVER_SETTLE_MS);
+    }
     const stopped = await stopWithin(server.child, SHUTDOWN_CAP_MS);
-    await sleep(50); // the observer's socket events after the exit
-    return { ...stopped, observer: observer.ending() };
+    await sleep(50); // the observer's socket events, the child's last stdout lines
+    return {
+      ...stopped,
+      closeMs: closeMsOf(server.child),
+      ...(observer ? { observer: observer.ending() } : {}),
+    };
   } finally {
-    observer.close();
+    observer?.close();
   }
 }
 
@@ -523,8 +540,9 @@ function summaryTable(throughput: Throughput, shutdown: Shutdown): string[] {
       "labthings-ts p50 / p99 ms",
       "node-wot p50 / p99 ms",
       "ratio p50 / p99 (↓ better)",
+      "server CPU µs/req, labthings-ts / node-wot",
     ]),
-    rule(7),
+    rule(8),
   ];
   for (const operation of OPERATIONS) {
     const runs = throughput[operation.key]!;
@@ -538,6 +556,7 @@ function summaryTable(throughput: Throughput, shutdown: Shutdown): string[] {
         `${ms(med("labthings", "p50"))} / ${ms(med("labthings", "p99"))}`,
         `${ms(med("nodeWot", "p50"))} / ${ms(med("nodeWot", "p99"))}`,
         `${ratio(med("labthings", "p50"), med("nodeWot", "p50"))} / ${ratio(med("labthings", "p99"), med("nodeWot", "p99"))}`,
+        `${int(med("labthings", "cpuUs"))} / ${int(med("nodeWot", "cpuUs"))}`,
       ]),
     );
   }
@@ -573,6 +592,25 @@ function summaryTable(throughput: Throughput, shutdown: Shutdown): string[] {
   return lines;
 }
 
+/** The rows (and columns) where labthings-ts is behind node-wot in this run. */
+function behind(throughput: Throughput, shutdown: Shutdown): string[] {
+  const found: string[] = [];
+  for (const operation of OPERATIONS) {
+    const runs = throughput[operation.key]!;
+    const med = (peer: Peer, key: keyof Run) => median(runs[peer].map((r) => r[key]));
+    if (med("labthings", "rps") < med("nodeWot", "rps")) found.push(`${operation.label}: req/s`);
+    for (const key of ["p50", "p99"] as const) {
+      if (med("labthings", key) > med("nodeWot", key)) found.push(`${operation.label}: ${key}`);
+    }
+  }
+  const ours = shutdownCell(shutdown.observer.labthings);
+  const theirs = shutdownCell(shutdown.observer.nodeWot);
+  if (ours.capped || (!theirs.capped && ours.ms > theirs.ms)) {
+    found.push("shutdown with one observer");
+  }
+  return found;
+}
+
 function report(throughput: Throughput, shutdown: Shutdown, meta: RunMeta): string {
   const lines: string[] = ["# labthings-ts vs node-wot: the same Thing, the same load", ""];
   lines.push(...environmentLines(meta));
@@ -586,6 +624,11 @@ function report(throughput: Throughput, shutdown: Shutdown, meta: RunMeta): stri
     "Ratio = labthings-ts ÷ node-wot. For req/s higher is better (ratio > 1: labthings-ts ahead); for latency and shutdown time lower is better (ratio < 1: labthings-ts ahead).",
     "",
     ...summaryTable(throughput, shutdown),
+    "",
+    ((rows) =>
+      rows.length === 0
+        ? "labthings-ts is ahead on every row (the no-client shutdown is a reference, not a target)."
+        : `labthings-ts is behind on: ${rows.join("; ")}.`)(behind(throughput, shutdown)),
     "",
     "The synchronous action row is the like-for-like one: node-wot's POST runs the handler and answers when it returns, as our `synchronous: true` actions do. Our default (asynchronous) POST does more: it creates an invocation the client can query (`GET /action_invocations/{id}`) and cancel, and answers 201 with its ActionStatus and `Location`; node-wot has no such thing (its client cannot query or cancel an action).",
     "",
@@ -622,7 +665,17 @@ function report(throughput: Throughput, shutdown: Shutdown, meta: RunMeta): stri
       );
     }
   }
-  lines.push("", row(["shutdown", "server", "SIGTERM → exit, per round", "exit code"]), rule(4));
+  lines.push(
+    "",
+    row([
+      "shutdown",
+      "server",
+      "SIGTERM → exit, per round",
+      "of which the server's own shutdown (its log)",
+      "exit code",
+    ]),
+    rule(5),
+  );
   for (const [key, label] of [
     ["observer", "one observer"],
     ["idle", "no client"],
@@ -634,6 +687,7 @@ function report(throughput: Throughput, shutdown: Shutdown, meta: RunMeta): stri
           label,
           NAME[peer],
           runs.map((r) => (r.killed ? "killed" : `${ms(r.ms)} ms`)).join(", "),
+          runs.map((r) => (r.closeMs === undefined ? "–" : `${ms(r.closeMs)} ms`)).join(", "),
           runs.map((r) => (r.killed ? "SIGKILL" : String(r.code))).join(", "),
         ]),
       );
