@@ -21,6 +21,7 @@ import { type ActionStatus, ThingServer } from "../src/index.js";
 import { launchChromium } from "./support/chromium.js";
 import { Lamp } from "./support/dashboard-things.js";
 import { getJson, putJson } from "./support/json-http.js";
+import { rawGet } from "./support/raw-http.js";
 import { within } from "./support/within.js";
 
 const RESULTS = fileURLToPath(new URL("../test-results/", import.meta.url));
@@ -111,7 +112,12 @@ describe("the dashboard in Chromium", () => {
       ],
       { port: 0 },
     );
-    other = new ThingServer([{ name: "lamp", thing: new Lamp() }], { port: 0, cors: true });
+    // Under an API prefix, as behind a reverse proxy: the page and its modules follow it.
+    other = new ThingServer([{ name: "lamp", thing: new Lamp() }], {
+      port: 0,
+      cors: true,
+      apiPrefix: "/lab",
+    });
     [base, otherBase, browser] = await Promise.all([
       microscope.start(),
       other.start(),
@@ -132,6 +138,47 @@ describe("the dashboard in Chromium", () => {
       microscope && within(microscope.close(), "the microscope server to close"),
       other && within(other.close(), "the other server to close"),
     ]);
+  });
+
+  it("serves the page and its modules from an allowlist, with types, validators and a CSP", async () => {
+    const shell = await fetch(`${base}/`);
+    expect(shell.status).toBe(200);
+    expect(shell.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(shell.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(await shell.text()).toContain('src="/_dashboard/dashboard/main.js"');
+
+    for (const path of ["dashboard/main.js", "client/thing-client.js"]) {
+      const module = await fetch(`${base}/_dashboard/${path}`);
+      expect(module.status, path).toBe(200);
+      expect(module.headers.get("content-type"), path).toBe("text/javascript; charset=utf-8");
+      expect(module.headers.get("cache-control"), path).toBe("no-cache");
+      const etag = module.headers.get("etag")!;
+      const again = await fetch(`${base}/_dashboard/${path}`, {
+        headers: { "if-none-match": etag },
+      });
+      expect(again.status, path).toBe(304);
+    }
+    const css = await fetch(`${base}/_dashboard/dashboard.css`);
+    expect(css.headers.get("content-type")).toBe("text/css; charset=utf-8");
+    // Only compiled modules of the two folders: no declarations, maps, or paths out of them.
+    for (const path of [
+      "dashboard/main.d.ts",
+      "dashboard/main.js.map",
+      "dashboard/../../package.json",
+      "dashboard/%2e%2e/%2e%2e/package.json",
+      "client/..%2f..%2fhttp%2fthing-server.js",
+      "http/thing-server.js",
+    ]) {
+      // Sent byte for byte: fetch would normalise the dots away.
+      const refused = await rawGet(base, `/_dashboard/${path}`);
+      expect(refused.status, path).toBe(404);
+      expect(refused.body.toString(), path).toContain("the dashboard has no file");
+    }
+    const post = await fetch(`${base}/_dashboard/dashboard/main.js`, { method: "POST" });
+    expect(post.status).toBe(405);
+
+    const prefixed = await fetch(`${otherBase}/`);
+    expect(await prefixed.text()).toContain('src="/lab/_dashboard/dashboard/main.js"');
   });
 
   it("lists the Things and shows the live view of the camera", async () => {
@@ -183,6 +230,8 @@ describe("the dashboard in Chromium", () => {
       .toBe("must be a multiple of 2");
     expect(writes.slice(writesBefore)).toEqual([]);
     expect(await getJson(`${base}/camera/resolution`)).toEqual({ width: WIDTH, height: HEIGHT });
+    // Back to the default exposure, so the screenshots show a well-exposed specimen.
+    expect((await putJson(`${base}/camera/exposureTime`, 10_000)).status).toBe(204);
   });
 
   it("a click on the image moves the stage so that the point comes to the centre", async () => {
@@ -272,6 +321,7 @@ describe("the dashboard in Chromium", () => {
 
     await page.setViewportSize({ width: 375, height: 800 });
     try {
+      await page.evaluate(() => window.scrollTo(0, 0));
       const overflow = await page.evaluate(
         () => document.documentElement.scrollWidth - window.innerWidth,
       );
@@ -323,6 +373,20 @@ describe("the dashboard in Chromium", () => {
     });
 
     afterAll(() => lampPage?.close());
+
+    it("the lamp's own server shows it too, under its API prefix", async () => {
+      const own = await browser.newPage({ viewport: { width: 800, height: 700 } });
+      try {
+        own.on("pageerror", (error) => pageErrors.push(error.message));
+        await own.goto(`${otherBase}/`);
+        await expect
+          .poll(() => own.locator("#thing-nav a").allTextContents(), { timeout: PAGE_WAIT_MS })
+          .toEqual(["Lamp"]);
+        expect(await imageRendered(own.locator('img[data-stream="card"]'))).toBe(160);
+      } finally {
+        await own.close();
+      }
+    });
 
     it("shows its properties live and its stream, and writes through CORS", async () => {
       const brightness = lamp().locator('[data-property="brightness"]');

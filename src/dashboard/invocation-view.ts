@@ -220,12 +220,17 @@ export class InvocationView {
       { href: url, download: name, class: "download" },
       `Download ${name} (${formatBytes(bytes.length)})`,
     );
+    // An image opens full size in a tab of its own when clicked.
     const preview = type.startsWith("image/")
-      ? h("img", {
-          src: url,
-          alt: `Output of ${this.#handle?.action ?? "the action"}`,
-          class: "blob-image",
-        })
+      ? h(
+          "a",
+          { href: url, target: "_blank", rel: "noopener", "aria-label": `Open ${name} full size` },
+          h("img", {
+            src: url,
+            alt: `Output of ${this.#handle?.action ?? "the action"}`,
+            class: "blob-image",
+          }),
+        )
       : null;
     this.#output.replaceChildren(
       h("figure", { class: "capture-preview" }, h("figcaption", {}, link), preview),

@@ -247,7 +247,7 @@ export class MicroscopeView {
     });
     this.#move = view;
     this.#moveArea.replaceChildren(view.element);
-    this.#say(`Moving by ${formatValue(displacement)} steps`, "muted");
+    this.#say(`Move by ${formatValue(displacement)} steps`, "muted");
     try {
       await invoke(stage, "moveRelative", displacement, view);
     } catch (error) {
