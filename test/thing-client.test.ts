@@ -9,9 +9,9 @@
  * The Chromium test loads `dist/`: run `npm run build` before running this file on its own.
  */
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
-import { extname, join, normalize } from "node:path";
+import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,6 +25,7 @@ import {
   type InvocationUpdate,
   ProtocolError,
   readMjpegFrames,
+  SseParser,
   ThingClient,
 } from "../src/client/index.js";
 import { ThingServer } from "../src/index.js";
@@ -577,6 +578,94 @@ describe("blobs and streams", () => {
   });
 });
 
+describe("parsers, however the bytes are split", () => {
+  it("SseParser gives the same messages for every split of the text", () => {
+    const text =
+      ": comment\r\nevent: a\r\ndata: 1\r\nid: 1\r\n\r\n" +
+      "data: two\ndata: lines\n\n" +
+      'event: c\rdata: {"x":3}\rid: 3\r\r' +
+      "retry: 250\nid\ndata:4\n\n" +
+      "data: no end";
+    const whole = new SseParser().push(text);
+    expect(whole).toEqual([
+      { event: "a", data: "1", lastEventId: "1" },
+      { event: "message", data: "two\nlines", lastEventId: "1" },
+      { event: "c", data: '{"x":3}', lastEventId: "3" },
+      { event: "message", data: "4", lastEventId: "" },
+    ]);
+    for (let i = 0; i <= text.length; i++) {
+      for (const j of [i, Math.min(text.length, i + 1), Math.min(text.length, i + 7)]) {
+        const parser = new SseParser();
+        const messages = [text.slice(0, i), text.slice(i, j), text.slice(j)].flatMap((piece) =>
+          parser.push(piece),
+        );
+        expect(messages, `split at ${i} and ${j}`).toEqual(whole);
+        expect(parser.retryMs).toBe(250);
+      }
+    }
+  });
+
+  it("readMjpegFrames reads the same frames from any chunking of a real stream's bytes", async () => {
+    // Real parts from the server (with Content-Length, then without: advance_headers).
+    const collect = async (query: string) => {
+      const controller = new AbortController();
+      const response = await fetch(`${base}/camera/stream${query}`, { signal: controller.signal });
+      const reader = response.body!.getReader();
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      let delimiters = 0;
+      try {
+        // Enough bytes for three frames and the start of a fourth.
+        while (delimiters < 5) {
+          const { done, value } = await within(reader.read(), "stream bytes");
+          if (done) break;
+          chunks.push(value);
+          size += value.length;
+          delimiters += Buffer.from(value).toString("latin1").split("--frame").length - 1;
+        }
+      } finally {
+        controller.abort();
+      }
+      const bytes = new Uint8Array(size);
+      let offset = 0;
+      for (const chunk of chunks) {
+        bytes.set(chunk, offset);
+        offset += chunk.length;
+      }
+      return { bytes, contentType: response.headers.get("content-type")! };
+    };
+    for (const query of ["", "?advance_headers=1"]) {
+      const { bytes, contentType } = await collect(query);
+      const framesOf = async (chunkSize: number) => {
+        let offset = 0;
+        const body = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (offset >= bytes.length) return controller.close();
+            controller.enqueue(bytes.slice(offset, offset + chunkSize));
+            offset += chunkSize;
+          },
+        });
+        const response = new Response(body, { headers: { "content-type": contentType } });
+        const frames: Uint8Array[] = [];
+        for await (const jpeg of readMjpegFrames(response, "recorded")) frames.push(jpeg);
+        return frames;
+      };
+      const reference = await framesOf(bytes.length);
+      expect(reference.length, query).toBeGreaterThanOrEqual(3);
+      for (const jpeg of reference) {
+        expect(startsWith(jpeg, JPEG_SOI) && endsWith(jpeg, JPEG_EOI)).toBe(true);
+      }
+      for (const chunkSize of [1, 3, 64, 1000, 4099]) {
+        const frames = await framesOf(chunkSize);
+        expect(
+          frames.map((f) => f.length),
+          `${query} in chunks of ${chunkSize}`,
+        ).toEqual(reference.map((f) => f.length));
+      }
+    }
+  });
+});
+
 describe("with a bearer token", () => {
   it("sends the `headers` option with every request, event streams and invocations included", async () => {
     const token = "client-test-token-0123456789";
@@ -655,34 +744,50 @@ describe("in a browser", () => {
   let files: Server;
   let filesUrl: string;
 
+  /** The built modules, read once: complete files even if a build rewrites dist/ meanwhile. */
+  const modules = new Map<string, Buffer>();
+
+  /**
+   * Read every dist/src/client/*.js. tsc ends each with a sourceMappingURL comment, so a
+   * file without one is still being written by a concurrent build: read again, bounded.
+   */
+  async function readBuiltModules(): Promise<void> {
+    await until(async () => {
+      modules.clear();
+      for (const name of await readdir(DIST_CLIENT)) {
+        if (extname(name) !== ".js") continue;
+        const body = await readFile(join(DIST_CLIENT, name));
+        if (!body.toString("utf8").trimEnd().endsWith(`//# sourceMappingURL=${name}.map`)) {
+          return false;
+        }
+        modules.set(name, body);
+      }
+      return modules.has("index.js");
+    }, "complete built client modules in dist/src/client");
+  }
+
   beforeAll(async () => {
     if (!existsSync(join(DIST_CLIENT, "index.js"))) {
       throw new Error(`${DIST_CLIENT} is not built: run 'npm run build' first (npm test does it)`);
     }
-    // Serve dist/src/client/*.js as they are: the browser must load them as native ES modules.
-    files = createServer(async (request, response) => {
-      const path = normalize(decodeURIComponent(new URL(request.url!, "http://x").pathname));
+    await readBuiltModules();
+    // Serve the built modules as they are: the browser must load them as native ES modules.
+    files = createServer((request, response) => {
+      const path = new URL(request.url!, "http://x").pathname;
       if (path === "/") {
         response
           .writeHead(200, { "content-type": "text/html" })
           .end("<!doctype html><title>client</title>");
         return;
       }
-      const file = join(DIST_CLIENT, path.replace(/^\/client\//, ""));
-      if (
-        !path.startsWith("/client/") ||
-        !file.startsWith(DIST_CLIENT) ||
-        extname(file) !== ".js"
-      ) {
+      const body = path.startsWith("/client/")
+        ? modules.get(path.slice("/client/".length))
+        : undefined;
+      if (body === undefined) {
         response.writeHead(404).end();
         return;
       }
-      try {
-        const body = await readFile(file);
-        response.writeHead(200, { "content-type": "text/javascript" }).end(body);
-      } catch {
-        response.writeHead(404).end();
-      }
+      response.writeHead(200, { "content-type": "text/javascript" }).end(body);
     });
     await new Promise<void>((resolve) => files.listen(0, "127.0.0.1", resolve));
     filesUrl = `http://127.0.0.1:${(files.address() as { port: number }).port}`;

@@ -101,7 +101,8 @@ export async function* readMjpegFrames(
         if (!Number.isSafeInteger(expected) || expected < 0) fail(`Content-Length '${declared}'`);
         length = await until(() => (queue.length >= expected ? expected : undefined));
       } else if ((headers.get("content-type") ?? "image/jpeg").startsWith("image/jpeg")) {
-        length = await until(() => jpegLength(queue));
+        const finder = new JpegEndFinder();
+        length = await until(() => finder.find(queue));
         if (length === -1) fail("a part without Content-Length is not a JPEG");
       } else {
         length = await until(() => {
@@ -146,43 +147,50 @@ function parseHeaders(text: string): Map<string, string> {
 }
 
 /**
- * Length of the JPEG at the start of `queue` (through its EOI marker), walking marker
- * segments; undefined when more bytes are needed, -1 when it is not a JPEG.
+ * Finds where the JPEG at the start of a queue ends (through its EOI marker) by walking
+ * its marker segments. Resumable: each call continues where the last stopped, so a part
+ * arriving in many small reads is walked once, not once per read.
  */
-function jpegLength(queue: ByteQueue): number | undefined {
-  if (queue.length < 2) return undefined;
-  if (queue.byteAt(0) !== 0xff || queue.byteAt(1) !== 0xd8) return -1;
-  let i = 2;
-  for (;;) {
-    if (i + 1 >= queue.length) return undefined;
-    if (queue.byteAt(i) !== 0xff) return -1;
-    const marker = queue.byteAt(i + 1);
-    if (marker === 0xff) {
-      i += 1; // fill byte
-      continue;
+class JpegEndFinder {
+  #i = 0;
+  #inScan = false;
+
+  /** The JPEG's length; undefined when more bytes are needed; -1 when it is not a JPEG. */
+  find(queue: ByteQueue): number | undefined {
+    if (this.#i === 0) {
+      if (queue.length < 2) return undefined;
+      if (queue.byteAt(0) !== 0xff || queue.byteAt(1) !== 0xd8) return -1;
+      this.#i = 2;
     }
-    if (marker === 0xd9) return i + 2;
-    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
-      i += 2; // markers without a length
-      continue;
-    }
-    if (i + 3 >= queue.length) return undefined;
-    const segmentEnd = i + 2 + ((queue.byteAt(i + 2) << 8) | queue.byteAt(i + 3));
-    if (marker !== 0xda) {
-      i = segmentEnd;
-      continue;
-    }
-    // Start of scan: entropy-coded data runs to the next marker that is not a stuffed
-    // 0xFF00 or a restart marker.
-    i = segmentEnd;
     for (;;) {
+      const i = this.#i;
       if (i + 1 >= queue.length) return undefined;
-      if (queue.byteAt(i) === 0xff) {
+      if (this.#inScan) {
+        // Entropy-coded data runs to the next marker that is not a stuffed 0xFF00 or a
+        // restart marker.
+        if (queue.byteAt(i) !== 0xff) {
+          this.#i = i + 1;
+          continue;
+        }
         const next = queue.byteAt(i + 1);
-        if (next !== 0x00 && !(next >= 0xd0 && next <= 0xd7)) break;
-        i += 2;
+        if (next === 0x00 || (next >= 0xd0 && next <= 0xd7)) {
+          this.#i = i + 2;
+          continue;
+        }
+        this.#inScan = false;
+      }
+      if (queue.byteAt(i) !== 0xff) return -1;
+      const marker = queue.byteAt(i + 1);
+      if (marker === 0xff) {
+        this.#i = i + 1; // fill byte
+      } else if (marker === 0xd9) {
+        return i + 2;
+      } else if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+        this.#i = i + 2; // markers without a length
       } else {
-        i += 1;
+        if (i + 3 >= queue.length) return undefined;
+        this.#i = i + 2 + ((queue.byteAt(i + 2) << 8) | queue.byteAt(i + 3));
+        this.#inScan = marker === 0xda; // start of scan: entropy-coded data follows
       }
     }
   }

@@ -49,6 +49,8 @@ export class SseParser {
    * ```
    */
   push(text: string): SseMessage[] {
+    // An empty piece must not forget that the last one ended in CR.
+    if (text === "") return [];
     let input = text;
     if (this.#skipLineFeed && input.startsWith("\n")) input = input.slice(1);
     this.#skipLineFeed = false;
