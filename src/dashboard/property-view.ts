@@ -32,7 +32,9 @@ export class PropertyView {
     const title = affordance.title ?? name;
     const writable = affordance.readOnly !== true;
     const titleId = `prop-title-${client.base}-${name}`.replace(/[^A-Za-z0-9_-]/g, "_");
-    this.#value = h("output", { class: "property-value", "aria-labelledby": titleId }, "…");
+    // A write-only value (a password, say) is never read back.
+    const placeholder = affordance.writeOnly === true ? "(write-only)" : "…";
+    this.#value = h("output", { class: "property-value", "aria-labelledby": titleId }, placeholder);
     this.#message = h("p", { class: "form-message", role: "status" });
     const notes = [
       affordance.description,
