@@ -167,7 +167,10 @@ export class ThingClient {
     })) as T;
   }
 
-  /** Write a property (writeproperty); rejects with HttpError (400, with Problem Details) when the server refuses the value. */
+  /**
+   * Write a property (writeproperty). Rejects with HttpError when the server refuses
+   * the value (labthings-ts: 400, with Problem Details naming each invalid field).
+   */
   async writeProperty(name: string, value: unknown, options: RequestOptions = {}): Promise<void> {
     const form = this.#propertyForm(name, "writeproperty");
     const response = await this.#requester.send(form.url, {
