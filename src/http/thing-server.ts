@@ -112,9 +112,6 @@ export interface ShutdownReport {
   forced: boolean;
 }
 
-/** Where the dashboard's static files are served: public, like the TDs (no data in them). */
-const DASHBOARD_ASSETS_PATH = "/_dashboard";
-
 /** How long aborted actions get to settle at shutdown before they are abandoned. */
 const ACTION_ABORT_GRACE_MS = 2000;
 
@@ -166,10 +163,8 @@ export class ThingServer {
     this.#auth =
       options.authToken === undefined
         ? undefined
-        : new BearerAuthentication(options.authToken, [
-            `${this.#prefix}/docs`,
-            `${this.#prefix}${DASHBOARD_ASSETS_PATH}`,
-          ]);
+        : // Swagger UI's routes are a plugin's: public by path; ours say `config.public`.
+          new BearerAuthentication(options.authToken, [`${this.#prefix}/docs`]);
     this.registry = new ThingRegistry(entries, this.logger);
     this.#entries = entries;
     this.settings = new SettingsStore(options.settingsDir, this.registry.validator, this.logger);
