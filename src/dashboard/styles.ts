@@ -125,7 +125,9 @@ figcaption { font-size: .9rem; margin-top: .25rem; display: flex; flex-wrap: wra
 .scope-panel .position { display: grid; grid-template-columns: auto 1fr; gap: .1rem .75rem; margin: 0 0 .5rem; font-variant-numeric: tabular-nums; }
 .scope-panel .position dt { font-weight: 600; }
 .scope-panel .position dd { margin: 0; }
-.scope-panel section { border-top: 1px solid var(--line); padding: .6rem 0; }
+.scope-panel section { padding: .6rem 0; }
+.scope-panel section + section { border-top: 1px solid var(--line); }
+.scope-panel section:first-child { padding-top: 0; }
 .button-row { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; }
 .token-prompt { background: #fff4d6; border-bottom: 1px solid #e5c66b; padding: .75rem 1rem; }
 .token-prompt form { display: flex; flex-wrap: wrap; gap: .5rem; align-items: flex-end; }
