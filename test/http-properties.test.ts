@@ -44,6 +44,24 @@ afterAll(async () => {
   await Promise.all(servers.map((server) => server.close()));
 });
 
+describe("camera snapshots with nobody watching", () => {
+  it("both streams' snapshots get a frame (the idle camera refreshes the preview too)", async () => {
+    for (const stream of ["stream", "preview"]) {
+      const deadline = Date.now() + WAIT_MS;
+      let response = await fetch(`${base}/camera/${stream}/snapshot`);
+      // 503 with Retry-After until the first frame: follow it, as a client should.
+      while (response.status === 503 && Date.now() < deadline) {
+        await response.arrayBuffer();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        response = await fetch(`${base}/camera/${stream}/snapshot`);
+      }
+      expect(response.status, stream).toBe(200);
+      const jpeg = Buffer.from(await response.arrayBuffer());
+      expect(jpeg.subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
+    }
+  });
+});
+
 describe("reading and writing properties", () => {
   it("GET a property answers 200 with the bare JSON value", async () => {
     const response = await fetch(`${base}/camera/analogGain`, {
@@ -77,6 +95,7 @@ describe("reading and writing properties", () => {
         "analogGain",
         "colourGains",
         "exposureTime",
+        "fieldOfView",
         "frameRate",
         "resolution",
         "sensorTemperature",

@@ -128,7 +128,7 @@ export class SimulatedCamera extends Thing {
       const started = performance.now();
       const watched = this.stream.watched || this.preview.watched;
       const idleDue = started - this.#lastCaptureAt >= 1000 / IDLE_FPS;
-      const work = watched || idleDue ? this.#capture() : Promise.resolve();
+      const work = watched || idleDue ? this.#capture(!watched) : Promise.resolve();
       this.#capturing = work.finally(() => {
         // Fixed rate, not fixed gap; a late frame is not made up for (no backlog).
         this.#schedule(Math.max(0, 1000 / this.frameRate - (performance.now() - started)));
@@ -181,7 +181,8 @@ export class SimulatedCamera extends Thing {
     };
   }
 
-  async #capture(): Promise<void> {
+  /** @param idle nobody watches: refresh both streams, so each snapshot stays current. */
+  async #capture(idle: boolean): Promise<void> {
     // Until the specimen is drawn there is nothing to show (and stop() must not wait for it).
     const specimen = this.#specimenReady;
     if (!specimen || !this.#running) return;
@@ -191,7 +192,7 @@ export class SimulatedCamera extends Thing {
     try {
       const jpeg = await specimen.render(view);
       this.stream.pushFrame(jpeg, { timestamp });
-      if (this.preview.watched) {
+      if (idle || this.preview.watched) {
         const preview = await specimen.render({ ...view, scale: PREVIEW_SCALE });
         this.preview.pushFrame(preview, { timestamp });
       }

@@ -28,6 +28,7 @@ const RESERVED_THING_NAMES = new Set([
   "blobs",
   "docs",
   "openapi.json",
+  "_dashboard",
 ]);
 
 export interface StopReport {
