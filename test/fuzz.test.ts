@@ -246,16 +246,18 @@ function knownGap(request: FuzzRequest, result: ExchangeResult): string | undefi
   ) {
     return "ws handshake refusal";
   }
-  // Fastify's router refuses a path with broken percent-encoding (`/%`, `/%zz`) or an
-  // asterisk-form target (`*`) in its own JSON before any hook runs: its
-  // `frameworkErrors` option would make it Problem Details.
-  if (
-    response?.status === 400 &&
-    headerOf(response, "content-type")?.startsWith("application/json") &&
-    isBadUrlForRouter(request.target) &&
-    (request.method === "HEAD" || response.body.includes("FST_ERR_BAD_URL"))
-  ) {
-    return "Fastify bad URL";
+  // Fastify's router refuses a path with broken percent-encoding (`/%`, `/%zz`), an
+  // asterisk-form target, or a path parameter over 100 characters in its own JSON
+  // (FST_ERR_BAD_URL 400, FST_ERR_MAX_PARAM_LENGTH 414) before any hook runs: its
+  // `frameworkErrors` option would make these Problem Details.
+  const ownJson =
+    response !== undefined &&
+    (response.status === 400 || response.status === 414) &&
+    headerOf(response, "content-type")?.startsWith("application/json") === true;
+  if (ownJson && request.method === "HEAD") {
+    if (response.status === 414 || isBadUrlForRouter(request.target)) return "Fastify router";
+  } else if (ownJson && /FST_ERR_(BAD_URL|MAX_PARAM_LENGTH)/.test(response.body.toString())) {
+    return "Fastify router";
   }
   return undefined;
 }
@@ -284,6 +286,23 @@ function bodyOfEarlyRejection(request: FuzzRequest, result: ExchangeResult): Buf
   return trailing;
 }
 
+/** A JSON answer parses; a 201 is the status of the invocation its Location names. */
+function successProblems(request: FuzzRequest, response: WireResponse): string[] {
+  const type = headerOf(response, "content-type") ?? "";
+  if (request.method === "HEAD" || response.longLived || !/\bjson\b/.test(type)) return [];
+  let body: unknown;
+  try {
+    body = JSON.parse(response.body.toString("utf8"));
+  } catch {
+    return [`a ${response.status} ${type} whose body is not JSON`];
+  }
+  const location = headerOf(response, "location");
+  if (response.status === 201 && (body as { href?: unknown }).href !== location) {
+    return [`a 201 whose status href is not its Location (${location})`];
+  }
+  return [];
+}
+
 /** Everything wrong with the response to `request`; empty when all is well. */
 function responseProblems(request: FuzzRequest, result: ExchangeResult): string[] {
   if (result.timedOut) return [`no whole response within ${EXCHANGE_MS} ms`];
@@ -297,7 +316,7 @@ function responseProblems(request: FuzzRequest, result: ExchangeResult): string[
   if (!response) return [...problems, "the connection closed without a response"];
   const { status } = response;
   if (status >= 500 && !DECLARED_5XX.has(status)) problems.push(`undeclared ${status}`);
-  if (status < 400) return problems;
+  if (status < 400) return [...problems, ...successProblems(request, response)];
 
   const type = headerOf(response, "content-type") ?? "";
   if (!/^application\/problem\+json\b/.test(type)) {
@@ -490,6 +509,14 @@ describe("fuzzing the simulated microscope over raw HTTP", () => {
       expectProblemResponse(await send(["GET /stage/%zz HTTP/1.1"]), 400);
       expectProblemResponse(await send(["GET /% HTTP/1.1"]), 400);
     });
+
+    // Fails today, the same way: FST_ERR_MAX_PARAM_LENGTH (a path parameter over Fastify's
+    // maxParamLength, 100) is Fastify's JSON with status 414 and "error": "Bad Request".
+    // The same `frameworkErrors` option receives it.
+    it.fails("an over-long path parameter (a 101-character invocation id) answers Problem Details", async () => {
+      const id = "a".repeat(101);
+      expectProblemResponse(await send([`GET /action_invocations/${id} HTTP/1.1`]), 414);
+    });
   });
 });
 
@@ -520,6 +547,8 @@ describe("fuzzing the microscope with authentication on, never sending the token
         try {
           decoded = decodeURIComponent(path);
         } catch {}
+        // The router reads `//` as `/` and `*` as the root: the dashboard shell.
+        decoded = decoded.replace(/\/{2,}/g, "/").replace(/^\*$/, "/");
         const problems: string[] = [];
         if (response.status < 400 && !PUBLIC_PATH.test(decoded)) {
           problems.push(`${response.status} for ${request.method} ${path} without the token`);
