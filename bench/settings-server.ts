@@ -119,9 +119,7 @@ class SettingsBench extends Thing {
 const thing = new SettingsBench();
 const server = new ThingServer([{ name: "bench", thing }], { port: 0, settingsDir });
 const url = await server.start();
-// `on`, not `once`: write-file-atomic's signal-exit handler, registered while a settings
-// write is in flight, re-raises SIGTERM (killing the process before close() can flush)
-// when it finds no other listener left.
+// A second SIGTERM while closing is ignored: the bench waits for the printed values.
 let closing = false;
 process.on("SIGTERM", () => {
   if (closing) return;

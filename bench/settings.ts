@@ -5,8 +5,8 @@
  * Everything happens in one fresh folder under os.tmpdir() (removed at the end, whatever
  * happens). Each round:
  *
- * A. Baseline, in the bench process with no server running: `write-file-atomic` with
- *    `{ fsync: true }` (what SettingsStore calls: temporary file, fsync, rename) of the
+ * A. Baseline, in the bench process with no server running: `writeFileAtomically`
+ *    (what SettingsStore calls: temporary file, fsync, rename, folder fsync) of the
  *    same ~200-byte settings JSON, back to back for a fixed time → atomic writes/s the
  *    disk sustains; and plain `fs.writeFile` (no fsync, no rename) for context.
  * B. Over HTTP, against a server child (`bench/settings-server.ts`, a fresh settings
@@ -37,7 +37,7 @@ import { isDeepStrictEqual } from "node:util";
 // @ts-expect-error autocannon 8 ships no typings and @types/autocannon is not a dependency;
 // the little used here is typed by `AutocannonWithRequests` below.
 import autocannonUntyped from "autocannon";
-import writeFileAtomic from "write-file-atomic";
+import { writeFileAtomically } from "../dist/src/runtime/atomic-file.js";
 import {
   type AutocannonInstance,
   autocannonVersion,
@@ -190,7 +190,7 @@ async function writeLoop(
   };
 }
 
-const atomicWrite = (file: string, text: string) => writeFileAtomic(file, text, { fsync: true });
+const atomicWrite = (file: string, text: string) => writeFileAtomically(file, text);
 const plainWrite = (file: string, text: string) => writeFile(file, text);
 
 // ---------------------------------------------------------------------------------------
@@ -486,17 +486,17 @@ function report(results: Results, meta: RunMeta & { fsType: string }): string {
     "- **All figures are medians on a shared 2-core machine** (the load client runs on the same cores as the server). Read the ratios more than the absolute numbers.",
     `- Folder: a fresh one under \`os.tmpdir()\` (file system \`${meta.fsType}\`), removed afterwards; the baseline files and every server's \`settingsDir\` are in it.`,
     "- Server: `node --import tsx bench/settings-server.ts`, a `ThingServer` from `dist/` on 127.0.0.1, one Thing `bench`: `@property plain` (number), `@setting level` (number), `@setting calibration` (object; the settings file is " +
-      `${fileBytes} bytes). SettingsStore saves a Thing's settings ${DEBOUNCE_MS} ms after the first change (the timer is not restarted by later changes, which that save includes) with \`write-file-atomic\` \`{ fsync: true }\`, and flushes pending changes in the shutdown sequence.`,
+      `${fileBytes} bytes). SettingsStore saves a Thing's settings ${DEBOUNCE_MS} ms after the first change (the timer is not restarted by later changes, which that save includes) with \`writeFileAtomically\` (temporary file, fsync, rename, fsync of the folder), and flushes pending changes in the shutdown sequence.`,
     `- ${ROUNDS} round(s); each round runs A, B and C in that order, B and C in a server of their own (fresh settings folder).`,
     "",
     "## A. What the disk sustains (baseline, no server)",
     "",
-    `The same ${Buffer.byteLength(SAMPLE_SETTINGS)}-byte settings JSON written to one file back to back, one write at a time: ${ATOMIC_SECONDS} s with \`write-file-atomic\` \`{ fsync: true }\` (temporary file, write, fsync, rename: the call SettingsStore makes), ${PLAIN_WRITE_SECONDS} s with \`fs.writeFile\` (no fsync, no rename) for context.`,
+    `The same ${Buffer.byteLength(SAMPLE_SETTINGS)}-byte settings JSON written to one file back to back, one write at a time: ${ATOMIC_SECONDS} s with \`writeFileAtomically\` (temporary file, write, fsync, rename, fsync of the folder: the call SettingsStore makes), ${PLAIN_WRITE_SECONDS} s with \`fs.writeFile\` (no fsync, no rename) for context.`,
     "",
     row(["write", "writes/s", "per write p50 / p99 ms", "per round (writes/s)"]),
     rule(4),
     row([
-      "**`write-file-atomic`, fsync** (baseline A)",
+      "**`writeFileAtomically`** (baseline A)",
       `**${int(diskAtomic)}**`,
       `${ms(med(atomic, (r) => r.p50))} / ${ms(med(atomic, (r) => r.p99))}`,
       perRound(atomic.map((r) => r.writesPerSecond)),
@@ -597,7 +597,7 @@ function report(results: Results, meta: RunMeta & { fsType: string }): string {
     "",
     "## The last value is on disk after SIGTERM",
     "",
-    `Each server ends with ${CLOSING_SECONDS} s of changes (B: autocannon PUTs to the setting; C: the loop alternating both settings) and gets SIGTERM the moment they end. It prints the values its Thing holds after \`server.close()\`; the bench then reads \`bench.json\` and compares. Files written during \`close()\` = a write in flight when SIGTERM came, and the shutdown flush of a change still waiting for its debounce. (The child listens with \`process.on("SIGTERM")\`: with \`process.once\`, write-file-atomic's signal-exit handler, present while a write is in flight, finds itself the only listener left and re-raises SIGTERM, killing the process before \`close()\` saves anything.)`,
+    `Each server ends with ${CLOSING_SECONDS} s of changes (B: autocannon PUTs to the setting; C: the loop alternating both settings) and gets SIGTERM the moment they end. It prints the values its Thing holds after \`server.close()\`; the bench then reads \`bench.json\` and compares. Files written during \`close()\` = a write in flight when SIGTERM came, and the shutdown flush of a change still waiting for its debounce.`,
     "",
     row([
       "round",
@@ -647,7 +647,7 @@ async function main(): Promise<void> {
     checks: [],
   };
   for (let round = 0; round < ROUNDS; round++) {
-    progress(`round ${round + 1}/${ROUNDS}: baseline A, write-file-atomic with fsync`);
+    progress(`round ${round + 1}/${ROUNDS}: baseline A, atomic writes with fsync`);
     results.atomic.push(await writeLoop(join(ROOT, "baseline.json"), ATOMIC_SECONDS, atomicWrite));
     progress(`round ${round + 1}/${ROUNDS}: fs.writeFile without fsync`);
     results.plainWrites.push(

@@ -21,6 +21,7 @@ import { expectProblem } from "./support/problem.js";
 import {
   BUSY_THING,
   runAndKill,
+  runAndTerminate,
   SAMPLES,
   STATE_KEYS,
   writeBusyScript,
@@ -419,6 +420,28 @@ export class Tuned extends Thing {
     const exit = await within(cli.closed, "the CLI to exit");
     expect(exit.code, cli.stderr()).toBe(2);
     expect(cli.stderr()).toContain("things.stage.settings.sped");
+  });
+});
+
+describe("SIGTERM while saving", () => {
+  it("a process.once('SIGTERM') app always closes, and the file holds the last value", {
+    timeout: 60_000,
+  }, async () => {
+    assertBuilt();
+    const root = await tempDir("labthings-settings-sigterm-");
+    const script = await writeBusyScript(root);
+    for (let run = 0; run < 12; run++) {
+      const dir = join(root, `run-${run}`);
+      await mkdir(dir);
+      const outcome = await runAndTerminate(script, dir, 100 + Math.floor(Math.random() * 300));
+      expect(outcome, `run ${run}`).toMatchObject({ code: 0, signal: null });
+      const [, counter, saved] = outcome.closedLine?.split(" ") ?? [];
+      expect(saved, `run ${run}: ${outcome.closedLine}`).toBe("true");
+      const file = (await readJson(join(dir, `${BUSY_THING}.json`))) as {
+        state: { counter: number };
+      };
+      expect(file.state.counter, `run ${run}`).toBe(Number(counter));
+    }
   });
 });
 

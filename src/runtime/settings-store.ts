@@ -8,11 +8,11 @@
  */
 import { mkdir, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
-import writeFileAtomic from "write-file-atomic";
 import { ConfigError } from "../errors.js";
 import type { ThingLogger } from "../model/logger.js";
 import { describeFieldErrors, type SchemaValidator } from "../model/schema-validator.js";
 import { observeProperties } from "../model/thing.js";
+import { removeStaleTemporaries, writeFileAtomically } from "./atomic-file.js";
 import type { ExposedProperty, ExposedThing } from "./exposed-thing.js";
 
 /** Per Thing, from the config: values used when nothing is saved, and values locked. */
@@ -30,7 +30,11 @@ interface ThingSettings {
   /** Keys found in the file that are no setting of this Thing: kept, written back. */
   unknown: Record<string, unknown>;
   timer: NodeJS.Timeout | undefined;
+  /** The write in progress (resolved when none); it writes again while `dirty`. */
   writing: Promise<void>;
+  busy: boolean;
+  /** Changed since the write in progress read the values. */
+  dirty: boolean;
   loading: boolean;
 }
 
@@ -69,6 +73,8 @@ export class SettingsStore {
       unknown: {},
       timer: undefined,
       writing: Promise.resolve(),
+      busy: false,
+      dirty: false,
       loading: true,
     };
     this.#things.set(exposed.name, state);
@@ -126,6 +132,13 @@ export class SettingsStore {
   }
 
   async #read(state: ThingSettings): Promise<Record<string, unknown>> {
+    const stale = await removeStaleTemporaries(state.file);
+    if (stale.length > 0) {
+      this.logger.info(
+        { thing: state.exposed.name, files: stale },
+        "removed temporary files of an interrupted save (the settings file itself is whole)",
+      );
+    }
     let text: string;
     try {
       text = await readFile(state.file, "utf8");
@@ -170,26 +183,43 @@ export class SettingsStore {
     state.timer.unref();
   }
 
-  /** Queue a write after the previous one: one file, one writer at a time. */
+  /**
+   * Write the Thing's settings now. One writer per file; changes made during a write
+   * are saved by one more write when it ends (a slow disk never builds a queue).
+   */
   #save(state: ThingSettings): void {
+    if (state.busy) {
+      state.dirty = true;
+      return;
+    }
+    state.busy = true;
+    state.writing = (async () => {
+      try {
+        do {
+          state.dirty = false;
+          await writeFileAtomically(state.file, this.#serialize(state));
+          this.stats.writes++;
+        } while (state.dirty);
+      } catch (error) {
+        this.stats.failures++;
+        this.logger.error(
+          { err: error, file: state.file },
+          `could not save settings of '${state.exposed.name}'`,
+        );
+      } finally {
+        state.busy = false;
+      }
+    })();
+  }
+
+  /** The file's text, with the values read now: pretty JSON of the settings and unknown keys. */
+  #serialize(state: ThingSettings): string {
     const values: Record<string, unknown> = { ...state.unknown };
     for (const [key, property] of state.settings) {
       values[key] = (state.exposed.thing as unknown as Record<string, unknown>)[
         property.declaration.member
       ];
     }
-    const text = `${JSON.stringify(values, null, 2)}\n`;
-    state.writing = state.writing
-      .then(() => writeFileAtomic(state.file, text, { fsync: true }))
-      .then(() => {
-        this.stats.writes++;
-      })
-      .catch((error: unknown) => {
-        this.stats.failures++;
-        this.logger.error(
-          { err: error, file: state.file },
-          `could not save settings of '${state.exposed.name}'`,
-        );
-      });
+    return `${JSON.stringify(values, null, 2)}\n`;
   }
 }

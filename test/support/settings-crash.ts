@@ -53,12 +53,21 @@ const server = new ThingServer([{ name: ${JSON.stringify(BUSY_THING)}, thing: bu
 await server.start();
 process.stdout.write("started\\n");
 let counter = 0;
+let timer;
 const tick = () => {
   counter += 1;
   busy.state = state(counter);
-  setTimeout(tick, 1 + Math.floor(Math.random() * 5));
+  timer = setTimeout(tick, 1 + Math.floor(Math.random() * 5));
 };
 tick();
+// The way many apps stop a server: once, then exit. Nothing in the server may re-raise
+// the signal while a save is in flight (write-file-atomic's signal-exit handler did).
+process.once("SIGTERM", async () => {
+  clearTimeout(timer);
+  const report = await server.close();
+  process.stdout.write(\`closed \${busy.state.counter} \${report.settingsSaved}\\n\`);
+  process.exit(0);
+});
 `;
 
 /**
@@ -72,6 +81,38 @@ export async function writeBusyScript(dir: string): Promise<string> {
   });
   await writeFile(path, outputText);
   return path;
+}
+
+/**
+ * Run the script with `settingsDir`, let it run `termAfterMs`, send SIGTERM and wait for
+ * it to exit. Returns the exit and what it printed after closing (`closed <counter> <saved>`).
+ */
+export async function runAndTerminate(
+  script: string,
+  settingsDir: string,
+  termAfterMs: number,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; closedLine: string | undefined }> {
+  const child = spawn(process.execPath, [script, settingsDir], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  trackChild(child);
+  let closedLine: string | undefined;
+  const started = deferred();
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    if (line === "started") started.resolve();
+    if (line.startsWith("closed ")) closedLine = line;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+    (resolve, reject) => {
+      child.once("error", reject);
+      child.once("close", (code, signal) => resolve({ code, signal }));
+    },
+  );
+  await within(started.promise, "the child to start");
+  await new Promise((resolve) => setTimeout(resolve, termAfterMs));
+  child.kill("SIGTERM");
+  const exit = await within(exited, "the child to exit after SIGTERM");
+  return { ...exit, closedLine };
 }
 
 /**
