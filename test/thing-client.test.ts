@@ -2,7 +2,8 @@
  * ThingClient against real servers on 127.0.0.1: our ThingServer running the simulated
  * microscope and a small test Thing (properties, Problem Details errors, observation with
  * a reconnect through a TCP proxy that cuts the connection, actions with progress, log,
- * cancel and AbortSignal, events, blobs, MJPEG streams and snapshots), a scripted SSE
+ * cancel and AbortSignal, events, Thing-wide feeds of every property and every event
+ * (one stream, or one per affordance merged), blobs, MJPEG streams and snapshots), a scripted SSE
  * server for the exact event-stream rules (event/data/id/retry, 204 ends it), and the
  * built client loaded as native ES modules in headless Chromium.
  *
@@ -28,7 +29,7 @@ import {
   SseParser,
   ThingClient,
 } from "../src/client/index.js";
-import { ThingServer } from "../src/index.js";
+import { event, property, Thing, ThingEvent, ThingServer, Type } from "../src/index.js";
 import { until } from "./support/actions-http.js";
 import { iterateInBackground } from "./support/background-iteration.js";
 import { ClientBench } from "./support/client-test-things.js";
@@ -522,6 +523,267 @@ describe("events", () => {
       controller.abort();
       await within(events.done, "the iteration to end on abort");
     }
+  });
+});
+
+/** Two properties and two events, for the Thing-wide feeds. */
+class Announcer extends Thing {
+  static override title = "Announcer";
+
+  @property({ schema: Type.Integer(), title: "Count" })
+  accessor count = 0;
+
+  @property({ schema: Type.String(), title: "Mode" })
+  accessor mode = "idle";
+
+  @event({ data: Type.Object({ n: Type.Integer() }), title: "Ticked" })
+  readonly ticked = new ThingEvent<{ n: number }>();
+
+  @event({ data: Type.String(), title: "Said" })
+  readonly said = new ThingEvent<string>();
+}
+
+interface AnnouncerProperties {
+  count: number;
+  mode: string;
+}
+
+interface AnnouncerEvents {
+  ticked: { n: number };
+  said: string;
+}
+
+describe("observeAllProperties and subscribeAllEvents", () => {
+  let announcerServer: ThingServer;
+  let announcerBase: string;
+  let announcer: Announcer;
+
+  beforeAll(async () => {
+    announcer = new Announcer();
+    announcerServer = new ThingServer([{ name: "announcer", thing: announcer }], { port: 0 });
+    announcerBase = await announcerServer.start();
+  });
+
+  afterAll(async () => {
+    await within(announcerServer.close(), "the announcer server to close");
+  });
+
+  /** Follow both Thing-wide feeds of `client`; resolves once both streams are open. */
+  async function followBoth(client: ThingClient, signal: AbortSignal) {
+    let propertyOpens = 0;
+    let eventOpens = 0;
+    const propertiesOpen = deferred();
+    const eventsOpen = deferred();
+    const changes = iterateInBackground(
+      client.observeAllProperties<AnnouncerProperties>({
+        signal,
+        onOpen: () => {
+          propertyOpens += 1;
+          propertiesOpen.resolve();
+        },
+      }),
+    );
+    const emissions = iterateInBackground(
+      client.subscribeAllEvents<AnnouncerEvents>({
+        signal,
+        onOpen: () => {
+          eventOpens += 1;
+          eventsOpen.resolve();
+        },
+      }),
+    );
+    await within(propertiesOpen.promise, "the properties stream to open");
+    await within(eventsOpen.promise, "the events stream to open");
+    return { changes, emissions, opens: () => ({ propertyOpens, eventOpens }) };
+  }
+
+  it("observeAllProperties yields changes of two properties, named, in order, on one stream", async () => {
+    const client = await ThingClient.connect(`${announcerBase}/announcer/`, {
+      reconnect: FAST_RECONNECT,
+    });
+    const controller = new AbortController();
+    const { changes, emissions } = await followBoth(client, controller.signal);
+    announcer.count = 1;
+    announcer.mode = "busy";
+    announcer.count = 2;
+    announcer.mode = "done";
+    expect(await changes.waitFor(4, "four changes")).toEqual([
+      { name: "count", value: 1 },
+      { name: "mode", value: "busy" },
+      { name: "count", value: 2 },
+      { name: "mode", value: "done" },
+    ]);
+    // The name narrows the value's type.
+    const first = changes.values[0]!;
+    if (first.name === "count") expect(first.value + 1).toBe(2);
+    controller.abort();
+    await within(changes.done, "observeAllProperties to end on abort");
+    await within(emissions.done, "subscribeAllEvents to end on abort");
+  });
+
+  it("subscribeAllEvents yields two different events, named, with their data", async () => {
+    const client = await ThingClient.connect(`${announcerBase}/announcer/`, {
+      reconnect: FAST_RECONNECT,
+    });
+    const controller = new AbortController();
+    const { changes, emissions } = await followBoth(client, controller.signal);
+    announcer.ticked.emit({ n: 1 });
+    announcer.said.emit("hello");
+    announcer.ticked.emit({ n: 2 });
+    expect(await emissions.waitFor(3, "three events")).toEqual([
+      { name: "ticked", data: { n: 1 } },
+      { name: "said", data: "hello" },
+      { name: "ticked", data: { n: 2 } },
+    ]);
+    // Events are not property changes.
+    expect(changes.values).toEqual([]);
+    controller.abort();
+    await within(emissions.done, "subscribeAllEvents to end on abort");
+    await within(changes.done, "observeAllProperties to end on abort");
+  });
+
+  it("aborting ends an idle iteration without an error, and so does leaving a for-await loop", async () => {
+    const client = await ThingClient.connect(`${announcerBase}/announcer/`);
+    const controller = new AbortController();
+    const { changes, emissions } = await followBoth(client, controller.signal);
+    controller.abort();
+    await within(changes.done, "observeAllProperties to end on abort");
+    await within(emissions.done, "subscribeAllEvents to end on abort");
+    expect(changes.values).toEqual([]);
+    expect(emissions.values).toEqual([]);
+    // An already aborted signal: nothing is opened, the iteration just ends.
+    const none = await client.observeAllProperties({ signal: controller.signal }).next();
+    expect(none.done).toBe(true);
+
+    const opened = deferred();
+    const seen: string[] = [];
+    const loop = (async () => {
+      for await (const { name } of client.subscribeAllEvents({ onOpen: () => opened.resolve() })) {
+        seen.push(name);
+        break;
+      }
+    })();
+    await within(opened.promise, "the events stream to open");
+    announcer.said.emit("one");
+    await within(loop, "the loop to end after break");
+    expect(seen).toEqual(["said"]);
+  });
+
+  it("reconnects both feeds with Last-Event-ID after the connection is cut, losing nothing", async () => {
+    const proxy = await TcpProxy.start(Number(new URL(announcerBase).port));
+    const controller = new AbortController();
+    try {
+      const client = await ThingClient.connect(`${proxy.url}/announcer/`, {
+        reconnect: FAST_RECONNECT,
+      });
+      const { changes, emissions, opens } = await followBoth(client, controller.signal);
+      announcer.count = 10;
+      announcer.said.emit("before");
+      await changes.waitFor(1, "a change before the cut");
+      await emissions.waitFor(1, "an event before the cut");
+
+      // The link drops; both reconnects are held at the proxy while things happen.
+      proxy.hold();
+      proxy.cutAll();
+      announcer.count = 11;
+      announcer.mode = "away";
+      announcer.ticked.emit({ n: 11 });
+      announcer.said.emit("while away");
+      await proxy.waitForHeld(2);
+      proxy.release();
+      expect(await changes.waitFor(3, "the changes missed while disconnected")).toEqual([
+        { name: "count", value: 10 },
+        { name: "count", value: 11 },
+        { name: "mode", value: "away" },
+      ]);
+      expect(await emissions.waitFor(3, "the events missed while disconnected")).toEqual([
+        { name: "said", data: "before" },
+        { name: "ticked", data: { n: 11 } },
+        { name: "said", data: "while away" },
+      ]);
+      announcer.mode = "back";
+      announcer.ticked.emit({ n: 12 });
+      expect((await changes.waitFor(4, "a live change after the reconnect")).at(-1)).toEqual({
+        name: "mode",
+        value: "back",
+      });
+      expect((await emissions.waitFor(4, "a live event after the reconnect")).at(-1)).toEqual({
+        name: "ticked",
+        data: { n: 12 },
+      });
+      expect(opens()).toEqual({ propertyOpens: 2, eventOpens: 2 });
+      // One request per feed before the cut, one after it carrying Last-Event-ID.
+      const requests = proxy.sent.flatMap((text) => text.split(/(?=^GET )/m));
+      for (const path of ["/announcer/properties", "/announcer/events"]) {
+        const feed = requests.filter((request) => request.startsWith(`GET ${path} `));
+        expect(feed, path).toHaveLength(2);
+        expect(feed[0]).not.toMatch(/^last-event-id:/im);
+        expect(feed[1]).toMatch(/^last-event-id: \d+\r$/im);
+        expect(feed[1]).toMatch(/^accept: text\/event-stream\r$/im);
+      }
+      controller.abort();
+      await within(changes.done, "observeAllProperties to end on abort");
+      await within(emissions.done, "subscribeAllEvents to end on abort");
+    } finally {
+      controller.abort();
+      await proxy.close();
+    }
+  });
+
+  it("without Thing-wide forms, merges one stream per property and per event", async () => {
+    const connected = await ThingClient.connect(`${announcerBase}/announcer/`);
+    const { forms: _forms, ...withoutForms } = connected.description;
+    const client = ThingClient.fromDescription(withoutForms, connected.url, {
+      reconnect: FAST_RECONNECT,
+    });
+    const controller = new AbortController();
+    const { changes, emissions, opens } = await followBoth(client, controller.signal);
+    announcer.count = 21;
+    announcer.mode = "merged";
+    announcer.count = 22;
+    announcer.ticked.emit({ n: 21 });
+    announcer.said.emit("merged");
+    await changes.waitFor(3, "three changes over two streams");
+    await emissions.waitFor(2, "two events over two streams");
+    // Each stream keeps its own order; between streams, order of arrival.
+    expect(changes.values.filter(({ name }) => name === "count")).toEqual([
+      { name: "count", value: 21 },
+      { name: "count", value: 22 },
+    ]);
+    expect(changes.values).toContainEqual({ name: "mode", value: "merged" });
+    expect(emissions.values).toHaveLength(2);
+    expect(emissions.values).toEqual(
+      expect.arrayContaining([
+        { name: "ticked", data: { n: 21 } },
+        { name: "said", data: "merged" },
+      ]),
+    );
+    // onOpen ran once, when every stream of a feed was open.
+    expect(opens()).toEqual({ propertyOpens: 1, eventOpens: 1 });
+    controller.abort();
+    await within(changes.done, "the merged properties to end on abort");
+    await within(emissions.done, "the merged events to end on abort");
+
+    // Leaving a loop over the merged streams ends every one of them (the loop returns).
+    const opened = deferred();
+    const loop = (async () => {
+      for await (const { name } of client.subscribeAllEvents({ onOpen: () => opened.resolve() })) {
+        if (name === "said") break;
+      }
+    })();
+    await within(opened.promise, "the merged event streams to open");
+    announcer.said.emit("stop");
+    await within(loop, "the loop over the merged streams to end after break");
+
+    // A Thing with nothing to follow says so.
+    const quiet = ThingClient.fromDescription(
+      { title: "Quiet", properties: { x: { type: "number", forms: [{ href: "x" }] } } },
+      `${announcerBase}/quiet/`,
+    );
+    await expect(quiet.observeAllProperties().next()).rejects.toThrow(
+      /no form for 'observeallproperties' over server-sent events, nor a property with one/,
+    );
+    await expect(quiet.subscribeAllEvents().next()).rejects.toThrow(AffordanceNotFoundError);
   });
 });
 

@@ -40,8 +40,10 @@ export type { ReconnectOptions } from "./sse-reader.js";
 export {
   type BlobReference,
   type DownloadedBlob,
+  type EventEmission,
   type InvokeOptions,
   type ObserveOptions,
+  type PropertyChange,
   type RequestOptions,
   ThingClient,
   type ThingClientOptions,

@@ -14,6 +14,7 @@ import {
 import { type AffordanceKindWithForms, type SelectedForm, selectForm } from "./form-selection.js";
 import { type FetchFunction, HttpRequester, httpError, readJson } from "./http-requester.js";
 import { InvocationHandle, type InvocationUpdate, type WatchMode } from "./invocation-handle.js";
+import { mergeStreams } from "./merged-streams.js";
 import { readMjpegFrames } from "./mjpeg-reader.js";
 import { type ReconnectOptions, readEventStream } from "./sse-reader.js";
 import {
@@ -58,6 +59,22 @@ export interface InvokeOptions extends RequestOptions {
   /** How to follow an asynchronous invocation: SSE when the server offers it ("auto", default), or polling. */
   watch?: WatchMode;
 }
+
+/**
+ * One change seen by `observeAllProperties`: the property's name and its new value. With
+ * an interface of the Thing's properties, `name` narrows `value`.
+ */
+export type PropertyChange<Values extends object = Record<string, unknown>> = {
+  [Name in keyof Values & string]: { name: Name; value: Values[Name] };
+}[keyof Values & string];
+
+/**
+ * One emission seen by `subscribeAllEvents`: the event's name and its data. With an
+ * interface of the Thing's events' data, `name` narrows `data`.
+ */
+export type EventEmission<Events extends object = Record<string, unknown>> = {
+  [Name in keyof Events & string]: { name: Name; data: Events[Name] };
+}[keyof Events & string];
 
 /** A reference to binary data an action returned: `{ href, mediaType, size }`. */
 export interface BlobReference {
@@ -228,7 +245,8 @@ export class ThingClient {
     name: string,
     options: ObserveOptions = {},
   ): AsyncGenerator<T, void, undefined> {
-    yield* this.#events<T>(this.#propertyForm(name, "observeproperty"), options);
+    const form = this.#propertyForm(name, "observeproperty");
+    for await (const { value } of this.#messages(form, options)) yield value as T;
   }
 
   /** Each emission of an event (subscribeevent, server-sent events), until `signal` aborts. */
@@ -236,8 +254,68 @@ export class ThingClient {
     name: string,
     options: ObserveOptions = {},
   ): AsyncGenerator<T, void, undefined> {
-    const event = this.#affordance("event", this.description.events, name);
-    yield* this.#events<T>(this.#form(event.forms, "subscribeevent", "event", name), options);
+    for await (const { value } of this.#messages(this.#eventForm(name), options)) yield value as T;
+  }
+
+  /**
+   * Every change of every property, named, until `signal` aborts: one event stream (the
+   * TD's observeallproperties form; each message's `event:` names the property) with the
+   * same reconnects as `observeProperty`. Messages naming no property of the TD are
+   * skipped. A TD without that form (another server's Thing) is followed with one
+   * observeproperty stream per property that has one, merged in order of arrival; `onOpen`
+   * then runs once all of them are open, and again after any of them reconnects.
+   *
+   * @throws AffordanceNotFoundError (on the first `next()`) when the Thing offers neither.
+   * @example
+   * ```ts
+   * for await (const { name, value } of stage.observeAllProperties({ signal })) {
+   *   console.log(name, value); // "position" { x: 100, y: 0, z: 0 }, "speed" 5000, …
+   * }
+   * ```
+   */
+  async *observeAllProperties<Values extends object = Record<string, unknown>>(
+    options: ObserveOptions = {},
+  ): AsyncGenerator<PropertyChange<Values>, void, undefined> {
+    const properties = this.description.properties;
+    const messages = this.#thingWideMessages("observeallproperties", options, () =>
+      Object.keys(properties).map((name) => ({
+        name,
+        form: this.#maybePropertyForm(name, "observeproperty"),
+      })),
+    );
+    for await (const { name, value } of messages) {
+      if (Object.hasOwn(properties, name)) yield { name, value } as PropertyChange<Values>;
+    }
+  }
+
+  /**
+   * Every emission of every event, named, until `signal` aborts: one event stream (the
+   * TD's subscribeallevents form; each message's `event:` names the event), reconnecting as
+   * `subscribeEvent` does. Messages naming no event of the TD are skipped. Without that
+   * form, one subscribeevent stream per event, merged in order of arrival (`onOpen` as in
+   * `observeAllProperties`).
+   *
+   * @throws AffordanceNotFoundError (on the first `next()`) when the Thing offers neither.
+   * @example
+   * ```ts
+   * for await (const { name, data } of stage.subscribeAllEvents({ signal })) {
+   *   if (name === "limitReached") console.log("clamped at", data);
+   * }
+   * ```
+   */
+  async *subscribeAllEvents<Events extends object = Record<string, unknown>>(
+    options: ObserveOptions = {},
+  ): AsyncGenerator<EventEmission<Events>, void, undefined> {
+    const events = this.description.events;
+    const messages = this.#thingWideMessages("subscribeallevents", options, () =>
+      Object.entries(events).map(([name, event]) => ({
+        name,
+        form: selectForm(event.forms, "subscribeevent", "event", this.base),
+      })),
+    );
+    for await (const { name, value } of messages) {
+      if (Object.hasOwn(events, name)) yield { name, data: value } as EventEmission<Events>;
+    }
   }
 
   /**
@@ -411,19 +489,20 @@ export class ThingClient {
     return new URL(href, this.base).href;
   }
 
-  async *#events<T>(
+  /** The messages of one event stream, each named by its `event:` field, data parsed as JSON. */
+  async *#messages(
     form: SelectedForm,
     options: ObserveOptions,
-  ): AsyncGenerator<T, void, undefined> {
+  ): AsyncGenerator<NamedValue, void, undefined> {
     for await (const message of readEventStream(this.#requester, form.url, {
       method: form.method,
       signal: options.signal,
       reconnect: options.reconnect ?? this.#options.reconnect,
       onOpen: options.onOpen,
     })) {
-      let value: T;
+      let value: unknown;
       try {
-        value = JSON.parse(message.data) as T;
+        value = JSON.parse(message.data);
       } catch (error) {
         throw new ProtocolError(
           `${form.url} sent an event whose data is not JSON: ${message.data}`,
@@ -433,8 +512,72 @@ export class ThingClient {
           },
         );
       }
-      yield value;
+      yield { name: message.event, value };
     }
+  }
+
+  /**
+   * The Thing-wide stream for `op` when the TD has a form for it, else the affordances'
+   * own streams merged (those with a form this client can use).
+   *
+   * @throws AffordanceNotFoundError when there is neither.
+   */
+  #thingWideMessages(
+    op: "observeallproperties" | "subscribeallevents",
+    options: ObserveOptions,
+    singleForms: () => { name: string; form: SelectedForm | undefined }[],
+  ): AsyncGenerator<NamedValue, void, undefined> {
+    const form = selectForm(this.description.forms, op, "thing", this.base);
+    if (form) return this.#messages(form, options);
+    const feeds = singleForms().flatMap(({ name, form: single }) =>
+      single ? [{ name, form: single }] : [],
+    );
+    if (feeds.length === 0) {
+      const kind = op === "observeallproperties" ? "property" : "event";
+      const singleOp = op === "observeallproperties" ? "observeproperty" : "subscribeevent";
+      throw new AffordanceNotFoundError(
+        "thing",
+        this.title,
+        `the Thing '${this.title}' has no form for '${op}' over server-sent events, nor a ${kind} with one for '${singleOp}', that this client can use (HTTP, JSON)`,
+      );
+    }
+    return this.#mergedMessages(feeds, options);
+  }
+
+  /**
+   * One stream per affordance, merged; each value named by its affordance (not by the
+   * message's `event:`, which a per-affordance stream need not carry). `onOpen` runs once
+   * every stream has opened, then after each reconnect of any of them.
+   */
+  #mergedMessages(
+    feeds: { name: string; form: SelectedForm }[],
+    options: ObserveOptions,
+  ): AsyncGenerator<NamedValue, void, undefined> {
+    const openedOnce = new Set<string>();
+    const onOpenOf = (name: string) => () => {
+      openedOnce.add(name);
+      // Until every stream has opened, one (re)opening is not yet "the feed is open".
+      if (openedOnce.size === feeds.length) options.onOpen?.();
+    };
+    return mergeStreams(
+      (signal) =>
+        feeds.map(({ name, form }) =>
+          this.#renamed(name, this.#messages(form, { ...options, signal, onOpen: onOpenOf(name) })),
+        ),
+      { signal: options.signal },
+    );
+  }
+
+  async *#renamed(
+    name: string,
+    messages: AsyncIterable<NamedValue>,
+  ): AsyncGenerator<NamedValue, void, undefined> {
+    for await (const { value } of messages) yield { name, value };
+  }
+
+  #eventForm(name: string): SelectedForm {
+    const event = this.#affordance("event", this.description.events, name);
+    return this.#form(event.forms, "subscribeevent", "event", name);
   }
 
   #affordance<A>(kind: AffordanceKind, map: Record<string, A>, name: string): A {
@@ -507,6 +650,12 @@ export class ThingClient {
     }
     return found;
   }
+}
+
+/** An event-stream message's name (its affordance) and its parsed data. */
+interface NamedValue {
+  name: string;
+  value: unknown;
 }
 
 /** A stream's name: its URL relative to the Thing's base (`stream`), else its last path segment. */

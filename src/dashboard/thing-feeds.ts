@@ -1,13 +1,11 @@
 /**
- * One event stream per Thing for all its property changes (the TD's observeallproperties
- * form) and one for all its events (subscribeallevents). A browser opens at most six
- * HTTP/1.1 connections to a server, and every event stream and live image holds one for
- * good: one per property would leave none for the buttons. Without such a form (another
- * server's Thing), each affordance is observed on its own.
+ * One event stream per Thing for all its property changes and one for all its events:
+ * ThingClient's observeAllProperties and subscribeAllEvents, which use the TD's
+ * Thing-wide forms. A browser opens at most six HTTP/1.1 connections to a server, and
+ * every event stream and live image holds one for good: one per property would leave
+ * none for the buttons. (Without such a form, another server's Thing, the client falls
+ * back to one stream per affordance.)
  */
-import { selectForm } from "../client/form-selection.js";
-import { HttpRequester } from "../client/http-requester.js";
-import { readEventStream } from "../client/sse-reader.js";
 import type { ThingClient } from "../client/thing-client.js";
 import type { FetchFunction } from "./access-tokens.js";
 
@@ -19,19 +17,26 @@ export interface FeedMessage {
 
 export type FeedKind = "properties" | "events";
 
-const FEED_OPS: Record<FeedKind, string> = {
-  properties: "observeallproperties",
-  events: "subscribeallevents",
-};
-
 /**
  * Follow every observable property (or every event) of `client`'s Thing until `signal`
  * aborts; `onOpen` runs each time the feed is (re)connected, e.g. to read current values.
+ * A Thing with none to follow opens no stream.
+ *
+ * @example
+ * ```ts
+ * void followThing(client, "events", tokens.fetch, {
+ *   signal,
+ *   onMessage: ({ name, data }) => feed.add(name, data),
+ *   onError: (error) => show(error),
+ * });
+ * ```
  */
 export async function followThing(
   client: ThingClient,
   kind: FeedKind,
-  fetch: FetchFunction,
+  // Kept for the callers: the client already sends every request through this fetch
+  // (main.ts connects it with the access tokens' fetch).
+  _fetch: FetchFunction,
   options: {
     signal: AbortSignal;
     onOpen?: () => void;
@@ -40,42 +45,23 @@ export async function followThing(
   },
 ): Promise<void> {
   const td = client.description;
-  const names =
+  const anything =
     kind === "properties"
-      ? Object.entries(td.properties)
-          .filter(([, p]) => p.observable === true)
-          .map(([name]) => name)
-      : Object.keys(td.events);
-  if (names.length === 0) return;
-  const form = selectForm(td.forms, FEED_OPS[kind], "thing", client.base);
-  if (form) {
-    const requester = new HttpRequester(fetch, undefined);
-    try {
-      for await (const message of readEventStream(requester, form.url, {
-        method: form.method,
-        signal: options.signal,
-        onOpen: options.onOpen,
-      })) {
-        if (!names.includes(message.event)) continue;
-        options.onMessage({ name: message.event, data: JSON.parse(message.data) });
+      ? Object.values(td.properties).some((property) => property.observable === true)
+      : Object.keys(td.events).length > 0;
+  if (!anything) return;
+  const feedOptions = { signal: options.signal, onOpen: options.onOpen };
+  try {
+    if (kind === "properties") {
+      for await (const { name, value } of client.observeAllProperties(feedOptions)) {
+        options.onMessage({ name, data: value });
       }
-    } catch (error) {
-      if (!options.signal.aborted) options.onError(error);
+    } else {
+      for await (const { name, data } of client.subscribeAllEvents(feedOptions)) {
+        options.onMessage({ name, data });
+      }
     }
-    return;
+  } catch (error) {
+    if (!options.signal.aborted) options.onError(error);
   }
-  options.onOpen?.();
-  await Promise.all(
-    names.map(async (name) => {
-      const iterate =
-        kind === "properties"
-          ? client.observeProperty(name, { signal: options.signal })
-          : client.subscribeEvent(name, { signal: options.signal });
-      try {
-        for await (const data of iterate) options.onMessage({ name, data });
-      } catch (error) {
-        if (!options.signal.aborted) options.onError(error);
-      }
-    }),
-  );
 }
