@@ -127,3 +127,11 @@ export class UnauthorizedError extends LabThingsError {
     super(message);
   }
 }
+
+/**
+ * A Thing's own code failed (a getter, a setter): 500, and unlike other 500s the detail
+ * names what failed and says why, since the message comes from the instrument's driver.
+ */
+export class ThingFailureError extends LabThingsError {
+  override readonly problemType = "thing-failure";
+}

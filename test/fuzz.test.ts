@@ -24,9 +24,9 @@
  * - a request without `Host`: Node answers 400 with an empty body (`requireHostHeader`);
  * - `Expect:` other than `100-continue`: Node answers 417 with an empty body.
  * A HEAD request refused before routing (431, malformed HTTP) gets its Problem Details
- * body anyway (`bodyOfEarlyRejection`). Answers written by libraries in their own format
- * are known gaps (`knownGap`), tolerated by the run and pinned by `it.fails` tests
- * below, as are misleading answers the fuzzing found.
+ * body anyway (`bodyOfEarlyRejection`). Everything else, including what libraries
+ * refuse (Fastify's router, `ws` handshakes), must be Problem Details; the tests at the
+ * end pin the cases the fuzzing once found answered otherwise.
  *
  * A second, shorter run fuzzes a server with bearer-token authentication and never
  * sends the token: every answer but the public ones (TDs, docs, dashboard shell) is 401
@@ -236,48 +236,6 @@ function nodeWritten(request: FuzzRequest, result: ExchangeResult): string | und
 }
 
 /**
- * A known gap, answered by a library rather than by the server's code, and tested on its
- * own (marked as failing) further down; undefined for everything else.
- */
-function knownGap(request: FuzzRequest, result: ExchangeResult): string | undefined {
-  const { response } = result;
-  // `ws` (under @fastify/websocket) refuses a bad websocket handshake on any route in
-  // text/html, with a body even for HEAD.
-  if (
-    headerValue(request, "upgrade") === "websocket" &&
-    response &&
-    (response.status === 400 || response.status === 405) &&
-    headerOf(response, "content-type") === "text/html"
-  ) {
-    return "ws handshake refusal";
-  }
-  // Fastify's router refuses a path with broken percent-encoding (`/%`, `/%zz`), an
-  // asterisk-form target, or a path parameter over 100 characters in its own JSON
-  // (FST_ERR_BAD_URL 400, FST_ERR_MAX_PARAM_LENGTH 414) before any hook runs: its
-  // `frameworkErrors` option would make these Problem Details.
-  const ownJson =
-    response !== undefined &&
-    (response.status === 400 || response.status === 414) &&
-    headerOf(response, "content-type")?.startsWith("application/json") === true;
-  if (ownJson && request.method === "HEAD") {
-    if (response.status === 414 || isBadUrlForRouter(request.target)) return "Fastify router";
-  } else if (ownJson && /FST_ERR_(BAD_URL|MAX_PARAM_LENGTH)/.test(response.body.toString())) {
-    return "Fastify router";
-  }
-  return undefined;
-}
-
-function isBadUrlForRouter(target: string): boolean {
-  if (!target.startsWith("/")) return true;
-  try {
-    decodeURIComponent(target.split("?")[0]!);
-    return false;
-  } catch {
-    return true;
-  }
-}
-
-/**
  * The body of an error to a HEAD request that the server rejected before routing it
  * (431, 414-sized heads, malformed HTTP): its client-error handler cannot know the
  * method, so the Problem Details body comes anyway, framed by Content-Length and
@@ -311,7 +269,6 @@ function successProblems(request: FuzzRequest, response: WireResponse): string[]
 /** Everything wrong with the response to `request`; empty when all is well. */
 function responseProblems(request: FuzzRequest, result: ExchangeResult): string[] {
   if (result.timedOut) return [`no whole response within ${EXCHANGE_MS} ms`];
-  if (knownGap(request, result)) return [];
   const problems = [...result.violations];
   const earlyBody = bodyOfEarlyRejection(request, result);
   const trailing = trailingViolation(result);
@@ -391,7 +348,6 @@ async function fuzz(microscope: ServedMicroscope, run: FuzzRun): Promise<number>
     failures.push(...responseProblems(request, result), ...(run.check?.(request, result) ?? []));
     const status = result.response?.status;
     const exception =
-      knownGap(request, result) ??
       nodeWritten(request, result) ??
       (bodyOfEarlyRejection(request, result) ? "HEAD rejected early" : undefined);
     const key = `${status ?? "no response"}${exception ? ` (${exception})` : ""}`;
@@ -487,12 +443,9 @@ describe("fuzzing the simulated microscope over raw HTTP", () => {
     expect(JSON.parse(result.response!.body.toString("utf8"))).toMatchObject({ status });
   }
 
-  describe("answers the fuzz run tolerates (knownGap), as they should be", () => {
-    // Fails today: `ws` (through @fastify/websocket, which hands every upgrade request to
-    // `wss.handleUpgrade` on whatever route it reaches) writes its own text/html refusal.
-    // Fix (src/http/thing-server.ts): listen for the WebSocketServer's `wsClientError`
-    // event (ws then writes nothing itself) and answer Problem Details there.
-    it.fails("a refused websocket handshake is Problem Details (not ws's text/html)", async () => {
+  describe("refusals libraries write are Problem Details too (found by fuzzing)", () => {
+    // `ws` used to write its own text/html refusal; the server answers `wsClientError`.
+    it("a refused websocket handshake is Problem Details (not ws's text/html)", async () => {
       const missingKey = await send([
         "GET /stage/ws HTTP/1.1",
         "Upgrade: websocket",
@@ -509,35 +462,29 @@ describe("fuzzing the simulated microscope over raw HTTP", () => {
       expectProblemResponse(post, 405);
     });
 
-    // Fails today: Fastify's router answers FST_ERR_BAD_URL in its own JSON before any hook
-    // or error handler runs. Fix: Fastify's `frameworkErrors` option (called for
-    // FST_ERR_BAD_URL) answering through sendProblem.
-    it.fails("a path with broken percent-encoding answers 400 Problem Details", async () => {
+    // Fastify's router answered FST_ERR_BAD_URL in its own JSON; `frameworkErrors` now.
+    it("a path with broken percent-encoding answers 400 Problem Details", async () => {
       expectProblemResponse(await send(["GET /stage/%zz HTTP/1.1"]), 400);
       expectProblemResponse(await send(["GET /% HTTP/1.1"]), 400);
     });
 
-    // Fails today, the same way: FST_ERR_MAX_PARAM_LENGTH (a path parameter over Fastify's
-    // maxParamLength, 100) is Fastify's JSON with status 414 and "error": "Bad Request".
-    // The same `frameworkErrors` option receives it.
-    it.fails("an over-long path parameter (a 101-character invocation id) answers Problem Details", async () => {
+    // A path parameter over Fastify's maxParamLength (100) was a 414 in Fastify's JSON;
+    // a long id is just an unknown one (the URL as a whole is limited by limits.urlBytes).
+    it("an over-long path parameter (a 101-character invocation id) is an unknown invocation", async () => {
       const id = "a".repeat(101);
-      expectProblemResponse(await send([`GET /action_invocations/${id} HTTP/1.1`]), 414);
+      expectProblemResponse(await send([`GET /action_invocations/${id} HTTP/1.1`]), 404);
     });
   });
 
-  // Answers the fuzz run accepts (they are Problem Details, or a valid 101) but that
-  // mislead a client; each pinned as failing until fixed.
+  // Answers that were Problem Details but misled a client (found by fuzzing).
   describe("misleading answers the fuzz run found", () => {
-    // Fails today: guardMethods answers 405 only for GET/HEAD/PUT/POST/DELETE/PATCH; any
-    // other method Node parses (OPTIONS without CORS, PROPFIND, TRACE, and HEAD on a
-    // stream) falls to the not-found handler, which says "Thing 'stage' has no
-    // affordance 'speed'" (or "nothing at /stage/") about a resource that exists. Fix
-    // (src/http/method-guard.ts and the not-found handler in thing-server.ts): answer
-    // 405 with Allow for every method on a path that has routes.
-    it.fails("a method not served on an existing affordance is 405 with Allow, never a 404 denying it exists", async () => {
+    // Methods other than GET/PUT/POST/DELETE/PATCH fell to the not-found handler, which
+    // said "Thing 'stage' has no affordance 'speed'" about a resource that exists.
+    it("a method not served on an existing affordance is 405 with Allow, never a 404 denying it exists", async () => {
+      const options = await send(["OPTIONS /stage/speed HTTP/1.1"]);
+      expect(options.response?.status, options.received).toBe(204);
+      expect(headerOf(options.response!, "allow")).toBe("GET, PUT");
       for (const line of [
-        "OPTIONS /stage/speed HTTP/1.1",
         "PROPFIND /stage/speed HTTP/1.1",
         "TRACE /stage/ HTTP/1.1",
         "HEAD /camera/stream HTTP/1.1",
@@ -548,12 +495,9 @@ describe("fuzzing the simulated microscope over raw HTTP", () => {
       }
     });
 
-    // Fails today: @fastify/websocket completes the handshake on any GET route, then
-    // closes the socket with no close code (1005): a client that got the URL wrong sees
-    // "connected", then a silent close. Fix: refuse the upgrade (404, or 426 for a
-    // non-websocket route) with Problem Details before handleUpgrade, e.g. in an
-    // onRequest hook that checks `request.ws` against the route's `websocket` option.
-    it.fails("a websocket upgrade to a path that is no websocket endpoint is refused", async () => {
+    // @fastify/websocket completed the handshake on any GET route, then closed the socket
+    // with no close code: a client that got the URL wrong saw "connected", then silence.
+    it("a websocket upgrade to a path that is no websocket endpoint is refused", async () => {
       const result = await send(
         [
           "GET /stage/speed HTTP/1.1",

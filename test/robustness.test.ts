@@ -223,8 +223,8 @@ describe("a property getter that throws", () => {
       const response = await fetch(`${url}/thermometer/${name}`);
       const problem = await expectProblem(response, 500);
       expect(problem.instance).toBe(`/thermometer/${name}`);
-      // The driver's message stays in the server log; the client is told where to look.
-      expect(problem.detail).toMatch(/log/);
+      // What failed and the driver's own words (as for a failed action); never a stack.
+      expect(problem.detail).toMatch(new RegExp(`^reading 'thermometer/${name}' failed: .+`));
     }
     const logged = await logs.waitFor(
       (line) => JSON.stringify(line).includes(SENSOR_FAULT),
@@ -234,12 +234,8 @@ describe("a property getter that throws", () => {
     expect((logged.err as { stack?: string }).stack).toMatch(/\n\s+at /);
   });
 
-  // Fails today: the detail is the generic "The server failed to handle this request",
-  // which does not say that reading this property failed. Fix (src/http): wrap getter
-  // errors in ExposedThing.readProperty as an error naming `thermometer/temperature`
-  // (still without the driver's message or stack), e.g. "reading property
-  // 'thermometer/temperature' failed; the server log has the details".
-  it.fails("the 500's detail names the Thing and the property whose getter failed", async () => {
+  // Found by this test: the detail was the generic "The server failed to handle this request".
+  it("the 500's detail names the Thing and the property whose getter failed", async () => {
     const problem = await expectProblem(await fetch(`${url}/thermometer/temperature`), 500);
     expect(problem.detail).toContain("thermometer");
     expect(problem.detail).toContain("temperature");
@@ -465,11 +461,8 @@ describe("actions that throw synchronously, reject with non-Errors, or break the
     await expectLampWorks(url);
   });
 
-  // Fails today: toInvocationError (src/runtime/invocation-manager.ts) uses String(error),
-  // so the client reads "[object Object]" with the title "object". Fix: for a non-Error
-  // value, JSON.stringify it into the detail (bounded) and use a title such as
-  // "Action failed".
-  it.fails("a rejection with a plain object shows its content in the detail", async () => {
+  // Found by this test: the client read "[object Object]" with the title "object".
+  it("a rejection with a plain object shows its content in the detail", async () => {
     const failed = await failedInvocation("faulty/rejectWithObject");
     expect(failed.error!.detail).toContain("E42");
     expect(failed.error!.title).not.toBe("object");

@@ -55,7 +55,11 @@ export class BearerAuthentication {
   check(request: FastifyRequest): void {
     const method = request.method;
     // CORS preflights never carry credentials; the actual request is checked.
-    if (method === "OPTIONS") return;
+    const preflight =
+      method === "OPTIONS" &&
+      request.headers.origin !== undefined &&
+      request.headers["access-control-request-method"] !== undefined;
+    if (preflight) return;
     const readOnly = method === "GET" || method === "HEAD";
     if (readOnly && this.#isPublic(request)) return;
     const presented =

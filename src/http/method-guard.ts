@@ -1,18 +1,27 @@
 import type { FastifyInstance } from "fastify";
 import { MethodNotAllowedError } from "../errors.js";
 
-// OPTIONS is left to CORS preflight; HEAD comes with every GET route.
-const GUARDED = ["GET", "PUT", "POST", "DELETE", "PATCH"] as const;
-
-/** Answer 405 with `Allow` for the methods a resource does not support (instead of 404). */
+/**
+ * Answer 405 with `Allow` for every method a resource does not support (instead of a
+ * misleading 404), and `OPTIONS` with 204 and `Allow`. CORS preflights never get here:
+ * the CORS plugin answers them in its onRequest hook.
+ *
+ * @param options.headRoute false when the GET route has no automatic HEAD (streams)
+ */
 export function guardMethods(
   app: FastifyInstance,
   url: string,
   allowed: readonly string[],
   what: string,
+  options: { headRoute?: boolean } = {},
 ): void {
-  const others = GUARDED.filter((m) => !allowed.includes(m));
-  if (others.length === 0) return;
+  // Fastify adds HEAD to each GET route unless told not to; `Allow` lists the methods
+  // that do something (GET implies HEAD, and OPTIONS is always answered).
+  const hasHead = allowed.includes("GET") && options.headRoute !== false;
+  const others = app.supportedMethods.filter(
+    (method) =>
+      !allowed.includes(method) && method !== "OPTIONS" && (method !== "HEAD" || !hasHead),
+  );
   app.route({
     method: others,
     url,
@@ -20,5 +29,11 @@ export function guardMethods(
     handler: async (request) => {
       throw new MethodNotAllowedError(`${request.method} is not supported on ${what}`, allowed);
     },
+  });
+  app.route({
+    method: "OPTIONS",
+    url,
+    schema: { hide: true },
+    handler: async (_request, reply) => reply.code(204).header("allow", allowed.join(", ")).send(),
   });
 }

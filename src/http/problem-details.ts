@@ -3,12 +3,14 @@
  * Clients never see a stack trace; the server log always gets the full error.
  */
 import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { FieldError } from "../errors.js";
 import {
   InvalidInputError,
   LabThingsError,
   MethodNotAllowedError,
+  ThingFailureError,
   UnauthorizedError,
 } from "../errors.js";
 import { redactToken } from "./authentication.js";
@@ -72,6 +74,16 @@ export function toProblem(
       headers,
     };
   }
+  if (error instanceof ThingFailureError) {
+    const problem = {
+      type: problemType(error.problemType),
+      title: STATUS_CODES[500]!,
+      status: 500,
+      detail: error.message,
+      instance,
+    };
+    return { problem, headers };
+  }
   const unavailable = error instanceof LabThingsError && error.status === 503;
   return {
     problem: {
@@ -125,4 +137,31 @@ export function handleError(
     request.log.error({ err: error, url: redactToken(request.url) }, "request failed");
   }
   return sendProblem(reply, problem, headers);
+}
+
+/**
+ * Write Problem Details straight to a socket and close it: for refusals made before
+ * Fastify has a reply (malformed HTTP, oversized headers, timeouts, failed websocket
+ * handshakes). Nothing is written when a response has already started on the socket.
+ */
+export function writeProblemToSocket(
+  socket: Socket,
+  problem: ProblemDetails,
+  options: { headers?: Record<string, string>; head?: boolean } = {},
+): void {
+  const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || started?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const body = options.head ? "" : JSON.stringify(problem);
+  const extra = Object.entries(options.headers ?? {})
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
+  socket.end(
+    `HTTP/1.1 ${problem.status} ${problem.title}\r\nContent-Type: ${PROBLEM_MEDIA_TYPE}\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
+  );
+  // A client that never reads must not keep the socket: cut it if the end stalls.
+  setTimeout(() => socket.destroy(), 1000).unref();
 }

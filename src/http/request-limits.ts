@@ -9,7 +9,7 @@ import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyBaseLogger } from "fastify";
 import { InvalidInputError, RequestTooLargeError } from "../errors.js";
-import { PROBLEM_MEDIA_TYPE, type ProblemDetails, problemType } from "./problem-details.js";
+import { problemType, writeProblemToSocket } from "./problem-details.js";
 
 export interface RequestLimits {
   /** Largest request body in bytes (413). */
@@ -108,24 +108,11 @@ export function clientErrorHandler(limits: RequestLimits, logger: FastifyBaseLog
       detail = `The request is not valid HTTP/1.1 (${error.code ?? error.message}).`;
     }
     logger.debug({ err: error, remote: socket.remoteAddress }, "client error");
-    // Like Node's own handler: only answer when no response has started on this socket.
-    const pending = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (socket.writable && !pending?.headersSent) {
-      const problem: ProblemDetails = {
-        type: problemType(kind),
-        title: STATUS_CODES[status] ?? "Error",
-        status,
-        detail,
-      };
-      const body = JSON.stringify(problem);
-      socket.end(
-        `HTTP/1.1 ${status} ${problem.title}\r\nContent-Type: ${PROBLEM_MEDIA_TYPE}\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
-      // A client that never reads must not keep the socket: cut it if the end stalls.
-      setTimeout(() => socket.destroy(), 1000).unref();
-    } else {
-      socket.destroy(error);
-    }
+    writeProblemToSocket(socket, {
+      type: problemType(kind),
+      title: STATUS_CODES[status] ?? "Error",
+      status,
+      detail,
+    });
   };
 }

@@ -10,7 +10,7 @@
  *   report names what hung.
  */
 
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { type IncomingMessage, METHODS, type ServerResponse, STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import corsPlugin from "@fastify/cors";
 import websocketPlugin from "@fastify/websocket";
@@ -35,7 +35,7 @@ import { BEARER_SECURITY, BearerAuthentication, redactToken } from "./authentica
 import { EventStreams } from "./event-stream.js";
 import { LongLivedRegistry } from "./long-lived-registry.js";
 import { registerDocsPages, registerOpenApi } from "./openapi.js";
-import { handleError, sendProblem, toProblem } from "./problem-details.js";
+import { handleError, problemType, sendProblem, toProblem } from "./problem-details.js";
 import {
   checkJsonDepth,
   checkUrlLength,
@@ -51,7 +51,7 @@ import { registerEventRoutes } from "./routes/events.js";
 import { registerIndexPage } from "./routes/index-page.js";
 import { registerPropertyRoutes } from "./routes/properties.js";
 import { registerStreamRoutes } from "./routes/streams.js";
-import { registerWebSocketRoutes } from "./routes/websocket.js";
+import { refuseStrayHandshakes, registerWebSocketRoutes } from "./routes/websocket.js";
 
 export interface ThingServerOptions {
   /** Interface to bind; default `127.0.0.1` (loopback only). */
@@ -315,8 +315,31 @@ export class ThingServer {
       // Our own onRequest hook answers 503 with Problem Details instead.
       return503OnClosing: false,
       forceCloseConnections: "idle",
-      routerOptions: { ignoreTrailingSlash: true },
+      // A long path segment is an unknown id (404), not a 414 from the router: the URL as
+      // a whole is limited by limits.urlBytes.
+      routerOptions: { ignoreTrailingSlash: true, maxParamLength: this.#limits.urlBytes },
+      // A URL the router cannot decode (`/stage/%zz`) gets Problem Details too.
+      frameworkErrors: (error, request, reply) => {
+        const detail =
+          error.code === "FST_ERR_BAD_URL"
+            ? "The URL has an invalid percent-encoding."
+            : error.message;
+        sendProblem(reply, {
+          type: problemType("malformed-request"),
+          title: STATUS_CODES[400]!,
+          status: 400,
+          detail,
+          instance: redactToken(request.url),
+        });
+      },
     });
+    // Every method Node parses gets routed (WebDAV's PROPFIND, TRACE, …), so on an existing
+    // resource it is a 405 with Allow, not a 404 saying the resource does not exist.
+    for (const method of METHODS) {
+      if (method !== "CONNECT" && !app.supportedMethods.includes(method)) {
+        app.addHttpMethod(method, { hasBody: true });
+      }
+    }
     // Validation happens in the runtime (ExposedThing), one place for every transport;
     // route schemas are there for the OpenAPI document.
     app.setValidatorCompiler(() => (value) => ({ value }));
@@ -401,6 +424,7 @@ export class ThingServer {
         this.websocketServer.close(() => done());
       },
     });
+    refuseStrayHandshakes(app);
     await app.register(
       async (api) => {
         registerIndexPage(api, context);

@@ -2,9 +2,11 @@ import type { FieldError } from "../errors.js";
 import {
   ConflictError,
   InvalidInputError,
+  LabThingsError,
   MethodNotAllowedError,
   NotFoundError,
   ThingDefinitionError,
+  ThingFailureError,
 } from "../errors.js";
 import type { ActionDeclaration } from "../model/action.js";
 import type { PropertyDeclaration, StreamDeclaration, ThingClass } from "../model/declarations.js";
@@ -19,6 +21,7 @@ import type { Thing } from "../model/thing.js";
 import { emitPropertyChange } from "../model/thing.js";
 import { LockManager } from "./lock-manager.js";
 import { MjpegFanout } from "./mjpeg-fanout.js";
+import { errorMessage } from "./settle.js";
 
 /** A property as clients see it: its declaration plus what they may do with it. */
 export interface ExposedProperty {
@@ -221,15 +224,31 @@ export class ExposedThing {
   }
 
   #get(property: ExposedProperty): unknown {
-    return (this.thing as unknown as Record<string, unknown>)[property.declaration.member];
+    try {
+      return (this.thing as unknown as Record<string, unknown>)[property.declaration.member];
+    } catch (error) {
+      throw this.#failure("reading", property, error);
+    }
   }
 
   #set(property: ExposedProperty, value: unknown): void {
-    (this.thing as unknown as Record<string, unknown>)[property.declaration.member] = value;
+    try {
+      (this.thing as unknown as Record<string, unknown>)[property.declaration.member] = value;
+    } catch (error) {
+      throw this.#failure("writing", property, error);
+    }
     // Stored properties notify from their accessor; a computed one is announced here.
     if (property.declaration.computed && property.readable) {
       emitPropertyChange(this.thing, property.name, this.#get(property));
     }
+  }
+  /** A getter or setter threw: name the property (a LabThingsError keeps its status). */
+  #failure(doing: string, property: ExposedProperty, error: unknown): LabThingsError {
+    if (error instanceof LabThingsError) return error;
+    return new ThingFailureError(
+      `${doing} '${this.name}/${property.name}' failed: ${errorMessage(error)}`,
+      { cause: error },
+    );
   }
 }
 

@@ -278,11 +278,31 @@ function toInvocationError(error: unknown): InvocationError {
       detail: error.message,
     };
   }
-  const name = error instanceof Error ? error.name || error.constructor.name : typeof error;
+  if (error instanceof Error) {
+    return {
+      type: "tag:labthings-ts,2026:action-failed",
+      title: error.name || error.constructor.name,
+      status: 500,
+      detail: error.message,
+    };
+  }
   return {
     type: "tag:labthings-ts,2026:action-failed",
-    title: name,
+    title: "Error",
     status: 500,
-    detail: error instanceof Error ? error.message : String(error),
+    detail:
+      error === undefined || error === null || error === ""
+        ? `the action failed without saying why (it threw ${JSON.stringify(error) ?? "undefined"})`
+        : describeThrown(error),
   };
+}
+
+/** A thrown non-Error, readable: JSON when it can be (objects), else its string form. */
+function describeThrown(value: unknown): string {
+  if (typeof value === "object" && value !== null) {
+    try {
+      return JSON.stringify(value);
+    } catch {}
+  }
+  return String(value);
 }

@@ -90,7 +90,7 @@ function registerStream(
       });
     },
   );
-  guardMethods(app, url, ["GET"], `stream '${exposed.name}/${name}'`);
+  guardMethods(app, url, ["GET"], `stream '${exposed.name}/${name}'`, { headRoute: false });
 
   app.get(
     `${url}/snapshot`,

@@ -6,15 +6,18 @@
  * `{ messageType: "actionStatus", data: ActionStatus }`, and for a bad request
  * `{ messageType: "response", operation, name, error: { status, type, title, detail } }`.
  */
+import { type IncomingMessage, STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 // For the `wsHandler` route option's types.
 import type {} from "@fastify/websocket";
 import type { FastifyInstance } from "fastify";
 import type { WebSocket } from "ws";
+import { InvalidInputError } from "../../errors.js";
 import type { ThingLogger } from "../../model/logger.js";
 import type { ExposedThing } from "../../runtime/exposed-thing.js";
 import type { Notification, ObservationHub } from "../../runtime/observation-hub.js";
 import type { LongLivedRegistry } from "../long-lived-registry.js";
-import { problemType } from "../problem-details.js";
+import { problemType, writeProblemToSocket } from "../problem-details.js";
 import type { RouteContext } from "../route-context.js";
 import { invocationPath } from "./actions.js";
 
@@ -31,6 +34,46 @@ export interface WebSocketRouteContext extends RouteContext {
   readonly logger: ThingLogger;
 }
 
+/**
+ * Refuse websocket handshakes that are not for a `/{thing}/ws` endpoint, or that `ws`
+ * finds malformed, with Problem Details (by default `ws` answers text/html, and
+ * @fastify/websocket would complete a handshake on any route and then hang up).
+ */
+export function refuseStrayHandshakes(app: FastifyInstance): void {
+  app.addHook("preHandler", (request, _reply, done) => {
+    const config = request.routeOptions.config as { websocketEndpoint?: boolean } | undefined;
+    if (!request.ws || config?.websocketEndpoint) return done();
+    done(
+      new InvalidInputError(
+        `${request.url.split("?", 1)[0]} is not a websocket endpoint: a Thing's websocket is at /{thing}/ws`,
+      ),
+    );
+  });
+  app.websocketServer.on(
+    "wsClientError",
+    (error: Error, socket: Socket, request: IncomingMessage) => {
+      const status = error.message === "Invalid HTTP method" ? 405 : 400;
+      const headers: Record<string, string> =
+        status === 405
+          ? { allow: "GET" }
+          : error.message.includes("Version")
+            ? { "sec-websocket-version": "13, 8" }
+            : {};
+      writeProblemToSocket(
+        socket,
+        {
+          type: problemType("websocket-handshake"),
+          title: STATUS_CODES[status]!,
+          status,
+          detail: `websocket handshake refused: ${error.message}`,
+          instance: (request.url ?? "").split("?", 1)[0],
+        },
+        { headers, head: request.method === "HEAD" },
+      );
+    },
+  );
+}
+
 export function registerWebSocketRoutes(
   app: FastifyInstance,
   context: WebSocketRouteContext,
@@ -40,6 +83,7 @@ export function registerWebSocketRoutes(
       method: "GET",
       url: `/${exposed.name}/ws`,
       schema: { hide: true },
+      config: { websocketEndpoint: true },
       // Before the upgrade, so a refusal is an ordinary 429 Problem Details answer.
       preValidation: (request, _reply, done) => {
         try {
