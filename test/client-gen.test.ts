@@ -241,6 +241,22 @@ export function typeErrors(stage: SimulatedStageClient, camera: SimulatedCameraC
   // @ts-expect-error the output's z is a number
   void focus.run().then((output) => output.z.toUpperCase());
 }
+
+export async function allChanges(stage: SimulatedStageClient, signal: AbortSignal) {
+  for await (const change of stage.observeAllProperties({ signal })) {
+    // The name narrows the value.
+    if (change.name === "speed") {
+      const speed: number = change.value;
+      // @ts-expect-error speed is a number, not a position
+      const wrong: Position = change.value;
+      void speed, wrong;
+    }
+  }
+  for await (const emission of stage.subscribeAllEvents({ signal })) {
+    // @ts-expect-error the stage has no event called "explosion"
+    if (emission.name === "explosion") break;
+  }
+}
 `;
 
 /** A TD with names that are not identifiers and every schema shape the generator maps. */

@@ -137,6 +137,16 @@ class ModuleWriter {
           `return this.thing.readAllProperties<${propertiesInterface}>(options);`,
         ),
       );
+      if (Object.values(this.#td.properties).some((property) => property.observable)) {
+        this.#imports.add("type PropertyChange");
+        this.#push(
+          method(
+            "Every change of any observable property, as `{ name, value }` (one event stream), until `options.signal` aborts.",
+            `observeAllProperties(options?: ObserveOptions): AsyncGenerator<PropertyChange<${propertiesInterface}>, void, undefined>`,
+            `return this.thing.observeAllProperties<${propertiesInterface}>(options);`,
+          ),
+        );
+      }
     }
     const source = this.#options.source;
     const header = [
@@ -281,6 +291,7 @@ ${this.#methods.join("")}}`,
   }
 
   #events(): void {
+    const emissions: string[] = [];
     for (const [name, event] of Object.entries(this.#td.events)) {
       const pascal = pascalCase(name);
       const data =
@@ -288,6 +299,7 @@ ${this.#methods.join("")}}`,
           ? "unknown"
           : this.#declare(`${pascal}Data`, event.data, docComment(event.data, ""));
       if (selectForm(event.forms, "subscribeevent", "event", this.#base) === undefined) continue;
+      emissions.push(`  ${memberName(name)}: ${data};`);
       this.#method(`subscribe${pascal}`, (id) =>
         method(
           about(
@@ -296,6 +308,21 @@ ${this.#methods.join("")}}`,
           ),
           `${id}(options?: ObserveOptions): AsyncGenerator<${data}, void, undefined>`,
           `return this.thing.subscribeEvent<${data}>(${JSON.stringify(name)}, options);`,
+        ),
+      );
+    }
+    if (emissions.length > 0) {
+      const eventsInterface = this.#unique(`${pascalCase(this.#td.title)}Events`);
+      this.#declarations.push(
+        `/** The data of each event of "${this.#td.title}", by event name. */\n` +
+          `export interface ${eventsInterface} {\n${emissions.join("\n")}\n}`,
+      );
+      this.#imports.add("type EventEmission");
+      this.#push(
+        method(
+          "Every emission of any event, as `{ name, data }` (one event stream), until `options.signal` aborts.",
+          `subscribeAllEvents(options?: ObserveOptions): AsyncGenerator<EventEmission<${eventsInterface}>, void, undefined>`,
+          `return this.thing.subscribeAllEvents<${eventsInterface}>(options);`,
         ),
       );
     }

@@ -7,7 +7,6 @@
  * back to one stream per affordance.)
  */
 import type { ThingClient } from "../client/thing-client.js";
-import type { FetchFunction } from "./access-tokens.js";
 
 /** One message of a Thing-wide feed: the affordance it is about, and its data. */
 export interface FeedMessage {
@@ -24,7 +23,7 @@ export type FeedKind = "properties" | "events";
  *
  * @example
  * ```ts
- * void followThing(client, "events", tokens.fetch, {
+ * void followThing(client, "events", {
  *   signal,
  *   onMessage: ({ name, data }) => feed.add(name, data),
  *   onError: (error) => show(error),
@@ -34,9 +33,6 @@ export type FeedKind = "properties" | "events";
 export async function followThing(
   client: ThingClient,
   kind: FeedKind,
-  // Kept for the callers: the client already sends every request through this fetch
-  // (main.ts connects it with the access tokens' fetch).
-  _fetch: FetchFunction,
   options: {
     signal: AbortSignal;
     onOpen?: () => void;

@@ -105,9 +105,8 @@ export class ThingPanel {
       });
       this.#streamArea.append(view.element);
     }
-    const fetch = this.#options.tokens.fetch;
     const onError = (error: unknown) => this.#problem(`Live updates stopped: ${errorText(error)}`);
-    void followThing(this.client, "properties", fetch, {
+    void followThing(this.client, "properties", {
       signal,
       // (Re)connected: read every value now, so nothing changed while away is missed.
       onOpen: () => void this.#readAll(),
@@ -119,7 +118,7 @@ export class ThingPanel {
       void this.#readAll();
     const feed = this.#feed;
     if (feed) {
-      void followThing(this.client, "events", fetch, {
+      void followThing(this.client, "events", {
         signal,
         onMessage: ({ name, data }) => feed.add(name, data),
         onError,
