@@ -60,7 +60,6 @@ class BenchThing extends Thing {
 const thing = new BenchThing();
 const server = new ThingServer([{ name: "bench", thing }], { port: 0, actionRetentionMs: 2000 });
 const url = await server.start();
-console.log(JSON.stringify({ url, pid: process.pid }));
 
 process.once("SIGTERM", () => {
   void server.close().then(
@@ -78,3 +77,6 @@ process.once("SIGTERM", () => {
     },
   );
 });
+
+// Only now: the bench may send SIGTERM the moment it reads this line.
+console.log(JSON.stringify({ url, pid: process.pid }));

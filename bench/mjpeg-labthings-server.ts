@@ -61,7 +61,6 @@ const server = new ThingServer([{ name: "camera", thing: camera }], {
   limits: { streamsPerClient: 0 },
 });
 const url = await server.start();
-console.log(JSON.stringify({ url, stream: `${url}/camera/stream`, pid: process.pid }));
 
 process.once("SIGTERM", () => {
   void server.close().then(
@@ -80,3 +79,6 @@ process.once("SIGTERM", () => {
     },
   );
 });
+
+// Only now: the bench may send SIGTERM the moment it reads this line.
+console.log(JSON.stringify({ url, stream: `${url}/camera/stream`, pid: process.pid }));

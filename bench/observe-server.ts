@@ -87,7 +87,6 @@ const server = new ThingServer([{ name: "ticker", thing: new Ticker() }], {
   limits: { streamsPerClient: 0 },
 });
 const url = await server.start();
-console.log(JSON.stringify({ url, pid: process.pid }));
 
 process.once("SIGTERM", () => {
   void server.close().then(
@@ -105,3 +104,6 @@ process.once("SIGTERM", () => {
     },
   );
 });
+
+// Only now: the bench may send SIGTERM the moment it reads this line.
+console.log(JSON.stringify({ url, pid: process.pid }));
