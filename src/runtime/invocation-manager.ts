@@ -4,15 +4,15 @@
  * finished invocations for a retention time (and at most a number of them), and aborts
  * everything at shutdown.
  */
-import { setTimeout as delay } from "node:timers/promises";
+import { performance } from "node:perf_hooks";
 import { ConflictError, InvalidInputError, LabThingsError, NotFoundError } from "../errors.js";
-import { type ActionContext, type ActionDeclaration, BlobOutput } from "../model/action.js";
+import { type ActionDeclaration, BlobOutput } from "../model/action.js";
 import type { ThingLogger } from "../model/logger.js";
 import type { SchemaValidator } from "../model/schema-validator.js";
 import { describeFieldErrors } from "../model/schema-validator.js";
 import type { BlobReference, BlobStore } from "./blob-store.js";
 import type { ExposedThing } from "./exposed-thing.js";
-import { Invocation, type InvocationError, invocationLogger } from "./invocation.js";
+import { Invocation, InvocationContext, type InvocationError } from "./invocation.js";
 import type { LockManager } from "./lock-manager.js";
 import { settleWithin } from "./settle.js";
 
@@ -36,11 +36,20 @@ export class OutputValidationError extends LabThingsError {}
 
 export class InvocationManager {
   readonly #invocations = new Map<string, Invocation>();
-  /** Finished invocations, oldest first (a Set keeps insertion order and deletes in O(1)). */
-  readonly #finished = new Set<Invocation>();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  /**
+   * Finished invocations and when each expires (monotonic ms), oldest first: a Map keeps
+   * insertion order and deletes in O(1), and with one retention time for all, the order
+   * of ending is the order of expiry.
+   */
+  readonly #finished = new Map<Invocation, number>();
+  /** One timer for all finished invocations, due when the oldest expires. */
+  #sweepTimer: NodeJS.Timeout | undefined;
   readonly #options: Required<InvocationManagerOptions>;
   readonly #listeners = new Set<(invocation: Invocation) => void>();
+  /** Passed to every invocation created while someone listens: one function, not one each. */
+  readonly #notify = (invocation: Invocation): void => {
+    for (const listener of this.#listeners) listener(invocation);
+  };
 
   constructor(options: InvocationManagerOptions) {
     this.#options = {
@@ -76,18 +85,15 @@ export class InvocationManager {
         `'${exposed.name}/${actionName}' needs lock '${lock.name}', held by ${this.#options.locks.holder(lock.name)}`,
       );
     }
+    const listening = this.#listeners.size > 0;
     const invocation = new Invocation(
       exposed.name,
       declaration,
       declaration.input ? input : undefined,
+      listening ? this.#notify : undefined,
     );
     this.#invocations.set(invocation.id, invocation);
-    if (this.#listeners.size > 0) {
-      invocation.onChange((changed) => {
-        for (const listener of this.#listeners) listener(changed);
-      });
-      for (const listener of this.#listeners) listener(invocation);
-    }
+    if (listening) this.#notify(invocation);
     void this.#run(invocation, exposed, declaration);
     return invocation;
   }
@@ -146,15 +152,15 @@ export class InvocationManager {
     return running.filter((i) => !i.finished).map((i) => `${i.thing}/${i.action} (${i.id})`);
   }
 
-  /** Drop retention timers (server closed). */
+  /** Drop the retention timer (server closed). */
   dispose(): void {
-    for (const timer of this.#timers.values()) clearTimeout(timer);
-    this.#timers.clear();
+    clearTimeout(this.#sweepTimer);
+    this.#sweepTimer = undefined;
   }
 
   #abort(invocation: Invocation, reason: string): void {
-    if (invocation.signal.aborted) return;
-    invocation.controller.abort(new CancelledError(reason));
+    if (invocation.aborted) return;
+    invocation.abort(new CancelledError(reason));
     const { ignoredAbortGraceMs } = this.#options;
     const timer = setTimeout(() => {
       if (!invocation.finished) {
@@ -173,46 +179,35 @@ export class InvocationManager {
     exposed: ExposedThing,
     declaration: ActionDeclaration,
   ): Promise<void> {
-    const logger = invocationLogger(invocation, exposed.thing.logger);
-    const { signal } = invocation;
+    const context = new InvocationContext(invocation, exposed.thing.logger);
     let release: (() => void) | undefined;
     try {
-      if (declaration.lock) {
-        release = await this.#options.locks.acquire(
-          declaration.lock.name,
-          `${exposed.name}/${declaration.name}`,
-          {
-            waitMs: declaration.lock.waitMs,
-            signal,
-          },
-        );
+      const lock = declaration.lock;
+      if (lock) {
+        const locks = this.#options.locks;
+        // Only a wait can be cancelled: a free lock is granted at once, without the signal.
+        const mustWait = locks.holder(lock.name) !== undefined;
+        release = await locks.acquire(lock.name, `${exposed.name}/${declaration.name}`, {
+          waitMs: lock.waitMs,
+          signal: mustWait ? invocation.signal : undefined,
+        });
+        if (invocation.aborted) throw invocation.signal.reason;
       }
-      signal.throwIfAborted();
       invocation.start();
-      const context: ActionContext = {
-        id: invocation.id,
-        signal,
-        logger,
-        progress: (fraction, message) => {
-          invocation.progress = {
-            ...(fraction === undefined ? {} : { fraction: Math.max(0, Math.min(1, fraction)) }),
-            ...(message === undefined ? {} : { message }),
-          };
-          invocation.changed();
-        },
-        sleep: (ms) => delay(ms, undefined, { signal }).catch(() => Promise.reject(signal.reason)),
-      };
       const method = (exposed.thing as unknown as Record<string, Function>)[declaration.member]!;
       const result: unknown = await method.call(exposed.thing, invocation.input, context);
-      const output = await this.#output(invocation, declaration, result);
+      const output =
+        result instanceof BlobOutput
+          ? await this.#blobReference(invocation, result)
+          : this.#checkedOutput(declaration, result);
       // An action that ignored cancellation but then returned still counts as cancelled.
-      if (signal.aborted) invocation.finish("cancelled");
+      if (invocation.aborted) invocation.finish("cancelled");
       else invocation.finish("completed", { output });
     } catch (error) {
-      if (signal.aborted) {
+      if (invocation.aborted) {
         invocation.finish("cancelled");
       } else {
-        logger.error({ err: error }, "action failed");
+        context.logger.error({ err: error }, "action failed");
         invocation.finish("failed", { error: toInvocationError(error) });
       }
     } finally {
@@ -221,19 +216,17 @@ export class InvocationManager {
     }
   }
 
-  async #output(
-    invocation: Invocation,
-    declaration: ActionDeclaration,
-    result: unknown,
-  ): Promise<unknown> {
-    if (result instanceof BlobOutput) {
-      const blob = await this.#options.blobs.add(result, invocation.id);
-      return {
-        href: this.#options.blobHref(blob.id),
-        mediaType: blob.mediaType,
-        size: blob.size,
-      } satisfies BlobReference;
-    }
+  async #blobReference(invocation: Invocation, result: BlobOutput): Promise<BlobReference> {
+    const blob = await this.#options.blobs.add(result, invocation.id);
+    return {
+      href: this.#options.blobHref(blob.id),
+      mediaType: blob.mediaType,
+      size: blob.size,
+    };
+  }
+
+  /** The action's return value if its output schema allows it (synchronous: no extra await). */
+  #checkedOutput(declaration: ActionDeclaration, result: unknown): unknown {
     if (!declaration.output) return undefined;
     const errors = this.#options.validator.check(declaration.output, result, declaration.name);
     if (errors.length > 0) {
@@ -246,18 +239,35 @@ export class InvocationManager {
 
   /** Keep a finished invocation for the retention time, and at most `maxRetained` of them. */
   #retain(invocation: Invocation): void {
-    this.#finished.add(invocation);
-    const timer = setTimeout(() => this.#forget(invocation), this.#options.retentionMs);
-    timer.unref();
-    this.#timers.set(invocation.id, timer);
-    while (this.#finished.size > this.#options.maxRetained) {
-      this.#forget(this.#finished.values().next().value!);
+    const { retentionMs, maxRetained } = this.#options;
+    // Whole ms: a small integer, stored unboxed (timers have ms resolution anyway).
+    this.#finished.set(invocation, Math.ceil(performance.now() + retentionMs));
+    while (this.#finished.size > maxRetained) {
+      this.#forget(this.#finished.keys().next().value!);
     }
+    if (this.#sweepTimer === undefined) this.#scheduleSweep(retentionMs);
   }
 
+  #scheduleSweep(delayMs: number): void {
+    // At least 1 ms: a timer can fire a little early, and the sweep then waits the rest.
+    this.#sweepTimer = setTimeout(this.#sweep, Math.max(1, Math.ceil(delayMs)));
+    this.#sweepTimer.unref();
+  }
+
+  /** Forget every expired invocation, then wait for the next one to expire. */
+  readonly #sweep = (): void => {
+    this.#sweepTimer = undefined;
+    const now = performance.now();
+    for (const [invocation, expiresAt] of this.#finished) {
+      if (expiresAt > now) {
+        this.#scheduleSweep(expiresAt - now);
+        return;
+      }
+      this.#forget(invocation);
+    }
+  };
+
   #forget(invocation: Invocation): void {
-    clearTimeout(this.#timers.get(invocation.id));
-    this.#timers.delete(invocation.id);
     this.#invocations.delete(invocation.id);
     this.#finished.delete(invocation);
     void this.#options.blobs.removeOwner(invocation.id);

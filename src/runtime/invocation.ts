@@ -1,6 +1,7 @@
-import { randomUUID } from "node:crypto";
-import type { ActionDeclaration } from "../model/action.js";
+import { setTimeout as delay } from "node:timers/promises";
+import type { ActionContext, ActionDeclaration } from "../model/action.js";
 import type { LogFn, ThingLogger } from "../model/logger.js";
+import { randomFlatUuid } from "./flat-uuid.js";
 
 export type InvocationStatus = "pending" | "running" | "completed" | "failed" | "cancelled";
 
@@ -44,61 +45,123 @@ export const MAX_LOG_RECORDS = 200;
 
 export type InvocationListener = (invocation: Invocation) => void;
 
-/** One run of an action: its state, its cancellation signal and its bounded log. */
+/** What a status shows of a log nobody wrote to: shared, so no array per invocation. */
+const EMPTY_LOG: InvocationLogRecord[] = Object.freeze([]) as unknown as InvocationLogRecord[];
+
+/**
+ * One run of an action: its state, its cancellation signal and its bounded log.
+ *
+ * Kept small on purpose: a server keeps up to `maxRetainedInvocations` finished ones, and
+ * every byte each holds is copied by V8's scavenger while they are young (the cost shows
+ * as p99 latency under load). So the id is a flat string, times are numbers (start and
+ * end as small offsets), and the AbortController, the `settled` promise, the log array
+ * and the listener set exist only while something needs them (an action reading
+ * `ctx.signal`, a cancel, someone awaiting the end, a log record).
+ */
 export class Invocation {
-  readonly id = randomUUID();
-  readonly controller = new AbortController();
-  readonly timeRequested = new Date();
+  readonly id = randomFlatUuid();
+  readonly action: string;
   status: InvocationStatus = "pending";
-  timeStarted: Date | undefined;
-  timeEnded: Date | undefined;
   output: unknown;
   error: InvocationError | undefined;
   progress: InvocationProgress | undefined;
-  readonly log: InvocationLogRecord[] = [];
   logRecordsDropped = 0;
   /** Id of the notification that announced the end (set by the ObservationHub). */
   finalNotificationId: number | undefined;
-  /** Resolves once the action has finished, whatever the outcome. */
-  readonly settled: Promise<void>;
-  #settle!: () => void;
-  readonly #listeners = new Set<InvocationListener>();
+  readonly #requestedAt = Date.now();
+  /** Milliseconds after `#requestedAt`: small integers, which V8 stores without a box. */
+  #startedAfter: number | undefined;
+  #endedAfter: number | undefined;
+  #controller: AbortController | undefined;
+  #log: InvocationLogRecord[] | undefined;
+  #settled: Promise<void> | undefined;
+  #settle: (() => void) | undefined;
+  #listeners: Set<InvocationListener> | undefined;
+  #notify: InvocationListener | undefined;
 
+  /**
+   * @param notify told of every change, before the listeners added with `onChange` (the
+   *   InvocationManager passes one function for all its invocations).
+   */
   constructor(
     readonly thing: string,
-    readonly declaration: ActionDeclaration,
+    declaration: ActionDeclaration,
     readonly input: unknown,
+    notify?: InvocationListener,
   ) {
-    this.settled = new Promise((resolve) => {
-      this.#settle = resolve;
-    });
+    this.action = declaration.name;
+    this.#notify = notify;
   }
 
-  get action(): string {
-    return this.declaration.name;
+  get timeRequested(): Date {
+    return new Date(this.#requestedAt);
   }
 
+  get timeStarted(): Date | undefined {
+    return this.#at(this.#startedAfter);
+  }
+
+  get timeEnded(): Date | undefined {
+    return this.#at(this.#endedAfter);
+  }
+
+  #at(offset: number | undefined): Date | undefined {
+    return offset === undefined ? undefined : new Date(this.#requestedAt + offset);
+  }
+
+  /** Fires on cancel and at shutdown. Created on first use: most actions never look. */
   get signal(): AbortSignal {
-    return this.controller.signal;
+    this.#controller ??= new AbortController();
+    return this.#controller.signal;
+  }
+
+  /** Whether the invocation was told to stop (without creating its signal). */
+  get aborted(): boolean {
+    return this.#controller?.signal.aborted ?? false;
+  }
+
+  /** Fire the signal (once); an action that has not looked at it yet sees it aborted. */
+  abort(reason: unknown): void {
+    this.#controller ??= new AbortController();
+    this.#controller.abort(reason);
+  }
+
+  /** Resolves once the action has finished, whatever the outcome. */
+  get settled(): Promise<void> {
+    if (this.#settled === undefined) {
+      this.#settled = this.finished
+        ? Promise.resolve()
+        : new Promise((resolve) => {
+            this.#settle = resolve;
+          });
+    }
+    return this.#settled;
   }
 
   get finished(): boolean {
     return this.status === "completed" || this.status === "failed" || this.status === "cancelled";
   }
 
+  /** The log records kept (at most MAX_LOG_RECORDS, oldest first). */
+  get log(): InvocationLogRecord[] {
+    return this.#log ?? EMPTY_LOG;
+  }
+
   /** Tell observers about a change (status, progress, log). */
   changed(): void {
-    for (const listener of this.#listeners) listener(this);
+    this.#notify?.(this);
+    if (this.#listeners) for (const listener of this.#listeners) listener(this);
   }
 
   onChange(listener: InvocationListener): () => void {
+    this.#listeners ??= new Set();
     this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return () => this.#listeners?.delete(listener);
   }
 
   start(): void {
     this.status = "running";
-    this.timeStarted = new Date();
+    this.#startedAfter = Date.now() - this.#requestedAt;
     this.changed();
   }
 
@@ -109,17 +172,21 @@ export class Invocation {
     this.status = status;
     this.output = fields.output;
     this.error = fields.error;
-    this.timeEnded = new Date();
+    this.#endedAfter = Date.now() - this.#requestedAt;
     this.changed();
-    this.#settle();
+    this.#settle?.();
+    // Whoever awaits it holds it; later callers get a fresh resolved one.
+    this.#settle = undefined;
+    this.#settled = undefined;
   }
 
   record(level: InvocationLogRecord["level"], message: string): void {
-    if (this.log.length >= MAX_LOG_RECORDS) {
-      this.log.shift();
+    this.#log ??= [];
+    if (this.#log.length >= MAX_LOG_RECORDS) {
+      this.#log.shift();
       this.logRecordsDropped += 1;
     }
-    this.log.push({ time: new Date().toISOString(), level, message });
+    this.#log.push({ time: new Date().toISOString(), level, message });
     this.changed();
   }
 
@@ -130,11 +197,13 @@ export class Invocation {
       thing: this.thing,
       action: this.action,
       status: this.status,
-      timeRequested: this.timeRequested.toISOString(),
+      timeRequested: new Date(this.#requestedAt).toISOString(),
       log: this.log,
     };
-    if (this.timeStarted) status.timeStarted = this.timeStarted.toISOString();
-    if (this.timeEnded) status.timeEnded = this.timeEnded.toISOString();
+    if (this.#startedAfter !== undefined)
+      status.timeStarted = this.#at(this.#startedAfter)!.toISOString();
+    if (this.#endedAfter !== undefined)
+      status.timeEnded = this.#at(this.#endedAfter)!.toISOString();
     if (this.input !== undefined) status.input = this.input;
     if (this.output !== undefined) status.output = this.output;
     if (this.error) status.error = this.error;
@@ -144,18 +213,72 @@ export class Invocation {
 }
 
 /**
+ * What an action sees while it runs. A class, so `signal` is a getter on the prototype:
+ * the AbortController is made only when an action reads it (a getter in an object
+ * literal costs the same as the signal itself, measured). `progress` and `sleep` are
+ * bound on first use, so they still work when destructured (`const { sleep } = ctx`).
+ */
+export class InvocationContext implements ActionContext {
+  readonly id: string;
+  readonly #invocation: Invocation;
+  readonly #serverLogger: ThingLogger;
+  #logger: ThingLogger | undefined;
+  #progress: ActionContext["progress"] | undefined;
+  #sleep: ActionContext["sleep"] | undefined;
+
+  constructor(invocation: Invocation, serverLogger: ThingLogger) {
+    this.id = invocation.id;
+    this.#invocation = invocation;
+    this.#serverLogger = serverLogger;
+  }
+
+  get signal(): AbortSignal {
+    return this.#invocation.signal;
+  }
+
+  get logger(): ThingLogger {
+    this.#logger ??= invocationLogger(this.#invocation, this.#serverLogger);
+    return this.#logger;
+  }
+
+  get progress(): ActionContext["progress"] {
+    const invocation = this.#invocation;
+    this.#progress ??= (fraction, message) => {
+      invocation.progress = {
+        ...(fraction === undefined ? {} : { fraction: Math.max(0, Math.min(1, fraction)) }),
+        ...(message === undefined ? {} : { message }),
+      };
+      invocation.changed();
+    };
+    return this.#progress;
+  }
+
+  get sleep(): ActionContext["sleep"] {
+    const signal = this.#invocation.signal;
+    this.#sleep ??= (ms) =>
+      delay(ms, undefined, { signal }).catch(() => Promise.reject(signal.reason));
+    return this.#sleep;
+  }
+}
+
+/**
  * The logger an action gets: every record goes to the server log (tagged with the
- * invocation) and is kept with the invocation for clients to read.
+ * invocation) and is kept with the invocation for clients to read. The tagged child of
+ * the server logger is made on the first record: most actions never log.
  */
 export function invocationLogger(invocation: Invocation, serverLogger: ThingLogger): ThingLogger {
-  const tagged = serverLogger.child({ action: invocation.action, invocation: invocation.id });
+  let tagged: ThingLogger | undefined;
+  const taggedLogger = () => {
+    tagged ??= serverLogger.child({ action: invocation.action, invocation: invocation.id });
+    return tagged;
+  };
   const level = (name: InvocationLogRecord["level"]): LogFn =>
     ((fieldsOrMessage: object | string, message?: string) => {
       if (typeof fieldsOrMessage === "string") {
-        tagged[name](fieldsOrMessage);
+        taggedLogger()[name](fieldsOrMessage);
         invocation.record(name, fieldsOrMessage);
       } else {
-        tagged[name](fieldsOrMessage, message);
+        taggedLogger()[name](fieldsOrMessage, message);
         const err = (fieldsOrMessage as { err?: unknown }).err;
         // The invocation's log keeps the stack: it is how a lab user debugs their driver.
         const detail = err instanceof Error ? `: ${err.stack ?? err.message}` : "";
