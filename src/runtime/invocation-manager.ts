@@ -42,6 +42,8 @@ export class InvocationManager {
    * of ending is the order of expiry.
    */
   readonly #finished = new Map<Invocation, number>();
+  /** Invocations whose output is a blob: only these have blobs to remove when forgotten. */
+  readonly #withBlobs = new Set<Invocation>();
   /** One timer for all finished invocations, due when the oldest expires. */
   #sweepTimer: NodeJS.Timeout | undefined;
   readonly #options: Required<InvocationManagerOptions>;
@@ -217,6 +219,7 @@ export class InvocationManager {
   }
 
   async #blobReference(invocation: Invocation, result: BlobOutput): Promise<BlobReference> {
+    this.#withBlobs.add(invocation);
     const blob = await this.#options.blobs.add(result, invocation.id);
     return {
       href: this.#options.blobHref(blob.id),
@@ -270,7 +273,7 @@ export class InvocationManager {
   #forget(invocation: Invocation): void {
     this.#invocations.delete(invocation.id);
     this.#finished.delete(invocation);
-    void this.#options.blobs.removeOwner(invocation.id);
+    if (this.#withBlobs.delete(invocation)) void this.#options.blobs.removeOwner(invocation.id);
   }
 }
 

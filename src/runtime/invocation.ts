@@ -186,7 +186,7 @@ export class Invocation {
       this.#log.shift();
       this.logRecordsDropped += 1;
     }
-    this.#log.push({ time: new Date().toISOString(), level, message });
+    this.#log.push({ time: isoTime(Date.now()), level, message });
     this.changed();
   }
 
@@ -197,19 +197,36 @@ export class Invocation {
       thing: this.thing,
       action: this.action,
       status: this.status,
-      timeRequested: new Date(this.#requestedAt).toISOString(),
+      timeRequested: isoTime(this.#requestedAt),
       log: this.log,
     };
-    if (this.#startedAfter !== undefined)
-      status.timeStarted = this.#at(this.#startedAfter)!.toISOString();
-    if (this.#endedAfter !== undefined)
-      status.timeEnded = this.#at(this.#endedAfter)!.toISOString();
+    if (this.#startedAfter !== undefined) {
+      status.timeStarted = isoTime(this.#requestedAt + this.#startedAfter);
+    }
+    if (this.#endedAfter !== undefined) {
+      status.timeEnded = isoTime(this.#requestedAt + this.#endedAfter);
+    }
     if (this.input !== undefined) status.input = this.input;
     if (this.output !== undefined) status.output = this.output;
     if (this.error) status.error = this.error;
     if (this.progress) status.progress = this.progress;
     return status;
   }
+}
+
+let cachedMs = Number.NaN;
+let cachedIso = "";
+
+/**
+ * `new Date(ms).toISOString()`, remembering the last answer: under load, many
+ * invocations are requested, started and ended within the same millisecond.
+ */
+function isoTime(ms: number): string {
+  if (ms !== cachedMs) {
+    cachedIso = new Date(ms).toISOString();
+    cachedMs = ms;
+  }
+  return cachedIso;
 }
 
 /**
