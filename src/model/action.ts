@@ -25,7 +25,21 @@ export class BlobOutput {
   }
 }
 
-/** What an action sees while it runs. */
+/**
+ * What an action sees while it runs. The server's context is a class whose members are
+ * made on first use (most actions never read `signal` or log), so they work read or
+ * destructured, but an object spread (`{ ...ctx }`) copies only `id`: to hand on a
+ * changed context, name the members (`{ id: ctx.id, signal, progress: ctx.progress, … }`).
+ * In a unit test, any object with these members will do.
+ *
+ * @example
+ * ```ts
+ * async run(input: { n: number }, ctx: ActionContext) {
+ *   const { signal, progress } = ctx;
+ *   for (let i = 0; i < input.n; i++) { await step({ signal }); progress((i + 1) / input.n); }
+ * }
+ * ```
+ */
 export interface ActionContext {
   /** The invocation id (as in `/action_invocations/{id}`). */
   readonly id: string;
