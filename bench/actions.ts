@@ -26,38 +26,35 @@
  * at the end, on error and on Ctrl-C. Knobs (env): BENCH_QUICK=1 for a smoke run,
  * BENCH_ACTIONS_CPU_PROF=<dir> to run the server child with `--cpu-prof` into <dir>.
  */
-import { mkdirSync } from "node:fs";
-import { Agent, request as httpRequest } from "node:http";
+import { Agent } from "node:http";
 import { fileURLToPath } from "node:url";
-// @ts-expect-error autocannon 8 ships no typings and @types/autocannon is not a dependency;
-// the little used here is typed by `Autocannon` in ./support.ts.
-import autocannonUntyped from "autocannon";
 import {
-  type Autocannon,
-  autocannonVersion,
-  type Child,
   cpuMs,
+  cpuProfileArgs,
   environmentLines,
+  failuresCell,
   int,
-  launch,
+  type LoadRun,
+  launchServer,
   mb,
   median,
   memory,
   ms,
+  packageVersion,
   parseJson,
-  percentile,
   progress,
   QUICK,
   type RunMeta,
+  request,
   row,
   rule,
   runBench,
-  Samples,
+  runLoad,
+  type ServerChild,
   sleep,
   startRun,
   summary,
   terminate,
-  waitForJson,
   waitForLine,
   writeReport,
 } from "./support.js";
@@ -91,7 +88,6 @@ const IDLE_WATCH_MS = QUICK ? 2000 : 10_000;
 const SERVER = fileURLToPath(new URL("./actions-server.ts", import.meta.url));
 const RESULTS = fileURLToPath(new URL("./results/actions.md", import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
-const REQUEST_TIMEOUT_MS = 10_000;
 
 interface Target {
   key: "noop" | "noopSync" | "get";
@@ -124,73 +120,24 @@ const TARGETS: readonly Target[] = [
   },
 ];
 
-const autocannon = autocannonUntyped as Autocannon;
-
 // ---------------------------------------------------------------------------------------
 // The server
 
-interface Server {
-  child: Child;
-  url: string;
-  pid: number;
-}
+type Server = ServerChild;
 
-async function startServer(): Promise<Server> {
-  const args = [
-    ...(CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF_DIR}`] : []),
-    "--expose-gc",
-    "--import",
-    "tsx",
-    SERVER,
-  ];
-  const child = launch("actions server", args);
-  const ready = await waitForJson(
-    child,
-    (record) => typeof record.url === "string" && typeof record.pid === "number",
-    READY_TIMEOUT_MS,
-  );
-  return { child, url: String(ready.url).replace(/\/+$/, ""), pid: Number(ready.pid) };
+function startServer(): Promise<Server> {
+  const args = [...cpuProfileArgs(CPU_PROF_DIR), "--expose-gc", "--import", "tsx", SERVER];
+  return launchServer("actions server", args, {}, READY_TIMEOUT_MS);
 }
 
 // ---------------------------------------------------------------------------------------
-// A plain HTTP client for parts 2 and 3: keep-alive, enough sockets for every request in
-// flight, a timeout on every request.
+// Plain requests (parts 2 and 3) share a keep-alive agent with enough sockets for every
+// request in flight.
 
 const agent = new Agent({ keepAlive: true, maxSockets: 4 * IN_FLIGHT });
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
-function request(url: string, method: "GET" | "POST" | "DELETE", json?: unknown): Promise<Answer> {
-  const body = json === undefined ? undefined : JSON.stringify(json);
-  const headers: Record<string, string | number> =
-    body === undefined
-      ? method === "POST"
-        ? { "content-length": 0 }
-        : {}
-      : { "content-type": "application/json", "content-length": Buffer.byteLength(body) };
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, agent, headers }, (res) => {
-      let data = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => {
-        data += chunk;
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: data }));
-      res.on("error", reject);
-    });
-    req.setTimeout(REQUEST_TIMEOUT_MS, () =>
-      req.destroy(new Error(`${method} ${url}: no answer within ${REQUEST_TIMEOUT_MS} ms`)),
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
 async function getJson<T>(url: string): Promise<T> {
-  const answer = await request(url, "GET");
+  const answer = await request(url, "GET", { agent });
   if (answer.status !== 200) throw new Error(`GET ${url}: ${answer.status} ${answer.body}`);
   return JSON.parse(answer.body) as T;
 }
@@ -198,49 +145,21 @@ async function getJson<T>(url: string): Promise<T> {
 // ---------------------------------------------------------------------------------------
 // Part 1: throughput
 
-interface Run {
-  rps: number;
-  p50: number;
-  p99: number;
-  /** Server CPU per answered request, µs. */
-  cpuUs: number;
-  errors: number;
-  /** Answers with another status than the target's. */
-  wrongStatus: number;
-}
+/** One autocannon run of one target. */
+type Run = LoadRun;
 
-/** One autocannon run; latency percentiles from every right-status response time (sub-ms). */
 async function drive(server: Server, target: Target, seconds: number): Promise<Run> {
-  const times = new Samples();
-  let wrongStatus = 0;
-  const cpuBefore = cpuMs(server.pid);
-  const instance = autocannon({
-    url: server.url + target.path,
-    method: target.method,
-    connections: CONNECTIONS,
-    pipelining: PIPELINING,
-    duration: seconds,
-    timeout: 10,
-  });
-  instance.on("response", (_client: unknown, status: number, _bytes: number, time: number) => {
-    if (status !== target.status) {
-      wrongStatus++;
-      return;
-    }
-    times.push(time);
-  });
-  const result = await instance;
-  const cpu = cpuMs(server.pid) - cpuBefore;
-  const count = times.count;
-  const sorted = times.sorted();
-  return {
-    rps: count / result.duration,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    cpuUs: count ? (cpu * 1000) / count : Number.NaN,
-    errors: result.errors + result.timeouts,
-    wrongStatus,
-  };
+  const { run } = await runLoad(
+    {
+      url: server.url + target.path,
+      method: target.method,
+      connections: CONNECTIONS,
+      pipelining: PIPELINING,
+      duration: seconds,
+    },
+    { expected: (status) => status === target.status, serverPid: server.pid },
+  );
+  return run;
 }
 
 interface Throughput {
@@ -282,7 +201,7 @@ async function memoryPoint(server: Server): Promise<MemoryPoint> {
 }
 
 async function forceGc(server: Server): Promise<void> {
-  const answer = await request(`${server.url}/bench/gc`, "POST");
+  const answer = await request(`${server.url}/bench/gc`, "POST", { agent });
   if (answer.status !== 204) throw new Error(`POST /bench/gc: ${answer.status} ${answer.body}`);
 }
 
@@ -397,7 +316,7 @@ async function syncSleepOverhead(
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
       try {
-        const answer = await request(url, "POST", { ms: sleepMs });
+        const answer = await request(url, "POST", { json: { ms: sleepMs }, agent });
         const elapsed = performance.now() - t0;
         invocations++;
         if (answer.status !== 204) failures++;
@@ -450,7 +369,7 @@ async function probeNoop(server: Server, seconds: number): Promise<ProbeResult> 
   while (performance.now() < deadline) {
     try {
       const t0 = performance.now();
-      const posted = await request(`${server.url}/bench/noop`, "POST");
+      const posted = await request(`${server.url}/bench/noop`, "POST", { agent });
       const t1 = performance.now();
       if (posted.status !== 201) throw new Error(`POST /bench/noop: ${posted.status}`);
       const status = JSON.parse(posted.body) as { href: string; status: string };
@@ -491,7 +410,7 @@ async function probeWithLongInFlight(server: Server): Promise<ProbeUnderLoad> {
   const longSleepMs = PROBE_SECONDS * 1000 + 3000;
   const started = await Promise.all(
     Array.from({ length: IN_FLIGHT }, () =>
-      request(`${server.url}/bench/sleep`, "POST", { ms: longSleepMs }),
+      request(`${server.url}/bench/sleep`, "POST", { json: { ms: longSleepMs }, agent }),
     ),
   );
   const hrefs: string[] = [];
@@ -506,7 +425,9 @@ async function probeWithLongInFlight(server: Server): Promise<ProbeUnderLoad> {
     return { ...probe, runningBefore, runningAfter, longSleepMs };
   } finally {
     // Cancel them (DELETE answers once each has settled), so nothing outlives this part.
-    await Promise.all(hrefs.map((href) => request(server.url + href, "DELETE").catch(() => {})));
+    await Promise.all(
+      hrefs.map((href) => request(server.url + href, "DELETE", { agent }).catch(() => {})),
+    );
   }
 }
 
@@ -522,7 +443,7 @@ async function pacedGet(server: Server, seconds: number): Promise<PacedGetResult
   const deadline = performance.now() + seconds * 1000;
   while (performance.now() < deadline) {
     const t0 = performance.now();
-    const answer = await request(`${server.url}/bench/value`, "GET");
+    const answer = await request(`${server.url}/bench/value`, "GET", { agent });
     if (answer.status === 200) rtt.push(performance.now() - t0);
     await sleep(PACE_MS);
   }
@@ -577,7 +498,7 @@ function report(
   // Part 1
   lines.push("## Invocations per second", "");
   lines.push(
-    `autocannon ${autocannonVersion()}, ${CONNECTIONS} connections, pipelining ${PIPELINING}, ${ROUNDS} rounds × ${ROUND_SECONDS} s per endpoint after a ${WARMUP_SECONDS} s warm-up each; the endpoints alternate round by round (order rotated). Latency percentiles from every response time (autocannon's histogram has whole milliseconds only); server CPU = run time of all the server process's threads over the round (/proc/<pid>/task/*/schedstat) per answered request. Ratio = req/s ÷ the property GET's req/s.`,
+    `autocannon ${packageVersion("autocannon")}, ${CONNECTIONS} connections, pipelining ${PIPELINING}, ${ROUNDS} rounds × ${ROUND_SECONDS} s per endpoint after a ${WARMUP_SECONDS} s warm-up each; the endpoints alternate round by round (order rotated). Latency percentiles from every response time (autocannon's histogram has whole milliseconds only); server CPU = run time of all the server process's threads over the round (/proc/<pid>/task/*/schedstat) per answered request. Ratio = req/s ÷ the property GET's req/s.`,
     "",
   );
   lines.push(
@@ -603,13 +524,7 @@ function report(
   lines.push(row(["endpoint", "req/s", "errors / wrong status"]), rule(3));
   for (const target of TARGETS) {
     const runs = throughput[target.key];
-    lines.push(
-      row([
-        target.label,
-        runs.map((r) => int(r.rps)).join(", "),
-        `${runs.reduce((n, r) => n + r.errors, 0)} / ${runs.reduce((n, r) => n + r.wrongStatus, 0)}`,
-      ]),
-    );
+    lines.push(row([target.label, runs.map((r) => int(r.rps)).join(", "), failuresCell(runs)]));
   }
   lines.push("");
 
@@ -755,11 +670,10 @@ function report(
 
 async function main(): Promise<void> {
   const run = startRun();
-  if (CPU_PROF_DIR) mkdirSync(CPU_PROF_DIR, { recursive: true });
 
   const server = await startServer();
   for (const target of TARGETS) {
-    const answer = await request(server.url + target.path, target.method);
+    const answer = await request(server.url + target.path, target.method, { agent });
     if (answer.status !== target.status) {
       throw new Error(`${target.method} ${target.path}: ${answer.status}, not ${target.status}`);
     }

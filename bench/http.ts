@@ -14,12 +14,7 @@
  * at the end, on error and on Ctrl-C. Knobs (env): BENCH_QUICK=1 for a smoke run.
  */
 import { fileURLToPath } from "node:url";
-// @ts-expect-error autocannon 8 ships no typings and @types/autocannon is not a dependency;
-// the little used here is typed by `Autocannon` in ./support.ts.
-import autocannonUntyped from "autocannon";
 import {
-  type Autocannon,
-  autocannonVersion,
   type Child,
   environmentLines,
   int,
@@ -27,15 +22,15 @@ import {
   launch,
   median,
   ms,
+  packageVersion,
   parseJson,
-  percentile,
   progress,
   QUICK,
   type RunMeta,
   row,
   rule,
   runBench,
-  Samples,
+  runLoad,
   startRun,
   terminate,
   waitForLine,
@@ -63,8 +58,6 @@ const SERVE_ARGS = ["serve", "--port", "0", "--log-format", "json", "--log-level
 const BARE_STARTUP_SCRIPT =
   "require('http').createServer().listen(0,'127.0.0.1',()=>{console.log('listening');})";
 const READY_TIMEOUT_MS = 15_000;
-
-const autocannon = autocannonUntyped as Autocannon;
 
 // ---------------------------------------------------------------------------------------
 // The servers
@@ -142,27 +135,17 @@ interface Run {
 
 /** One autocannon run; latency percentiles from every 2xx response time (sub-ms resolution). */
 async function drive(url: string, seconds: number): Promise<Run> {
-  const times = new Samples();
-  const instance = autocannon({
-    url,
-    connections: CONNECTIONS,
-    pipelining: PIPELINING,
-    duration: seconds,
-    timeout: 10,
-  });
-  instance.on("response", (_client: unknown, status: number, _bytes: number, time: number) => {
-    if (status < 200 || status > 299) return;
-    times.push(time);
-  });
-  const result = await instance;
-  const sorted = times.sorted();
+  const { run, result } = await runLoad(
+    { url, connections: CONNECTIONS, pipelining: PIPELINING, duration: seconds },
+    { expected: (status) => status >= 200 && status <= 299 },
+  );
   return {
     rps: result["2xx"] / result.duration,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
+    p50: run.p50,
+    p99: run.p99,
     acP50: result.latency.p50,
     acP99: result.latency.p99,
-    errors: result.errors + result.timeouts,
+    errors: run.errors,
     non2xx: result.non2xx,
   };
 }
@@ -265,7 +248,7 @@ function report(
 
   lines.push("## GET throughput on loopback", "");
   lines.push(
-    `autocannon ${autocannonVersion()}, ${CONNECTIONS} connections, pipelining ${PIPELINING}; the two servers alternate round by round (order flipped each round) after a ${WARMUP_SECONDS} s warm-up each. Latency percentiles are computed from every response time (autocannon's own histogram only has whole milliseconds). Ratio = labthings-ts median / node:http median.`,
+    `autocannon ${packageVersion("autocannon")}, ${CONNECTIONS} connections, pipelining ${PIPELINING}; the two servers alternate round by round (order flipped each round) after a ${WARMUP_SECONDS} s warm-up each. Latency percentiles are computed from every response time (autocannon's own histogram only has whole milliseconds). Ratio = labthings-ts median / node:http median.`,
     "",
   );
   lines.push(

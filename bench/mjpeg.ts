@@ -24,7 +24,7 @@
  * streaming labthings-ts server with `--cpu-prof --cpu-prof-dir=DIR`; BENCH_MJPEG_TSX=1
  * runs the labthings-ts server through `node --import tsx` instead of compiling it.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { get } from "node:http";
 import { arch, availableParallelism, platform, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,7 +35,9 @@ import {
   type Child,
   clockTicks,
   cpuModel,
+  cpuProfileArgs,
   dateLine,
+  EXIT_TIMEOUT_MS,
   int,
   KINDS,
   type Kind,
@@ -81,8 +83,6 @@ const SHUTDOWN_ROUNDS = QUICK ? 1 : 2;
 /** Streams run this long at full rate before SIGTERM, so shutdown meets busy sockets. */
 const STREAM_BEFORE_TERM_MS = 500;
 const READY_TIMEOUT_MS = 20_000;
-/** Must match the SIGTERM → exit bound of `terminate` in ./support.ts. */
-const EXIT_TIMEOUT_MS = 8_000;
 /** The whole run is aborted past this (children killed, exit 1). */
 const WATCHDOG_MS = 6 * 60_000;
 
@@ -200,7 +200,7 @@ async function startServer(kind: Kind, framesDir: string, cpuProfile = false): P
   const args =
     kind === "labthings"
       ? [
-          ...(cpuProfile && CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF_DIR}`] : []),
+          ...(cpuProfile ? cpuProfileArgs(CPU_PROF_DIR) : []),
           ...(VIA_TSX ? ["--import", "tsx", LABTHINGS_SERVER] : [labthingsServerScript]),
         ]
       : [BARE_SERVER];
@@ -642,7 +642,6 @@ async function main(): Promise<void> {
       `open-file limit ${openFiles} is too low for ${SHUTDOWN_COUNTS.at(-1)} streams; raise it with ulimit -n. Skipping larger counts.`,
     );
   }
-  if (CPU_PROF_DIR) mkdirSync(CPU_PROF_DIR, { recursive: true });
 
   const framesDir = mkdtempSync(join(tmpdir(), "labthings-mjpeg-bench-"));
   tempDir = framesDir;

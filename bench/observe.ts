@@ -33,7 +33,6 @@ import { fileURLToPath } from "node:url";
 import {
   alive,
   type ByKind,
-  type Child,
   environmentLines,
   int,
   KINDS,
@@ -41,6 +40,7 @@ import {
   kindsInOrder,
   LABEL,
   launch,
+  launchServer,
   mb,
   median,
   ms,
@@ -51,6 +51,7 @@ import {
   rssKb,
   rule,
   runBench,
+  type ServerChild,
   type Stopped,
   startRun,
   terminate,
@@ -93,18 +94,13 @@ const WATCHDOG_MS = 4 * 60_000;
 // ---------------------------------------------------------------------------------------
 // Servers and the load client
 
-interface Server {
+interface Server extends ServerChild {
   kind: Kind;
-  child: Child;
-  url: string;
-  pid: number;
 }
 
 async function startServer(kind: Kind): Promise<Server> {
   const args = kind === "labthings" ? ["--import", "tsx", LABTHINGS_SERVER] : [BARE_SERVER];
-  const child = launch(LABEL[kind], args);
-  const ready = await waitForJson(child, (r) => typeof r.url === "string", READY_TIMEOUT_MS);
-  return { kind, child, url: String(ready.url), pid: Number(ready.pid) };
+  return { ...(await launchServer(LABEL[kind], args, {}, READY_TIMEOUT_MS)), kind };
 }
 
 /** What `bench/observe-client.mjs` prints (see there). */

@@ -29,35 +29,34 @@
  * BENCH_QUICK=1 for a smoke run, BENCH_PEERS_CPU_PROF=<dir> to run the throughput children
  * with `--cpu-prof` into <dir> (profiles are written on their exit).
  */
-import { mkdirSync, readFileSync } from "node:fs";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { fileURLToPath } from "node:url";
-// @ts-expect-error autocannon 8 ships no typings and @types/autocannon is not a dependency;
-// the little used here is typed by `PeersAutocannon` below.
-import autocannonUntyped from "autocannon";
 import { BENCH_THING, INITIAL, WRITTEN_SETPOINT } from "./peers-thing.js";
 import {
-  type AutocannonInstance,
-  alive,
-  autocannonVersion,
   type Child,
-  cpuMs,
+  cpuProfileArgs,
   environmentLines,
+  failuresCell,
   int,
-  launch,
+  type LoadRun,
+  launchServer,
   median,
   ms,
+  packageVersion,
   parseJson,
-  percentile,
   progress,
   QUICK,
   type RunMeta,
+  request,
   row,
   rule,
   runBench,
-  Samples,
+  runLoad,
+  type ServerChild,
+  type Stopped,
   sleep,
   startRun,
+  terminate,
   waitForJson,
   watchdog,
   writeReport,
@@ -77,7 +76,6 @@ const SHUTDOWN_CAP_MS = 10_000;
 /** After the observer is connected, before SIGTERM: let both servers settle alike. */
 const OBSERVER_SETTLE_MS = 100;
 const READY_TIMEOUT_MS = 20_000;
-const REQUEST_TIMEOUT_MS = 10_000;
 /** The whole run; far above its ~2.5 minutes, so only a hang trips it. */
 const WATCHDOG_MS = 8 * 60_000;
 const CPU_PROF_DIR = process.env.BENCH_PEERS_CPU_PROF;
@@ -105,7 +103,8 @@ interface Endpoint {
   method: "GET" | "PUT" | "POST";
   path: string;
   status: number;
-  body?: string;
+  /** The JSON body, if any. */
+  json?: number;
 }
 
 /** A row of the report: one operation, the request each server is driven with. */
@@ -136,8 +135,13 @@ const OPERATIONS: readonly Operation[] = [
   {
     key: "write",
     label: "write a number property (PUT, validated)",
-    labthings: { method: "PUT", path: "/bench/setpoint", status: 204, body: WRITE_BODY },
-    nodeWot: { method: "PUT", path: "/bench/properties/setpoint", status: 204, body: WRITE_BODY },
+    labthings: { method: "PUT", path: "/bench/setpoint", status: 204, json: WRITTEN_SETPOINT },
+    nodeWot: {
+      method: "PUT",
+      path: "/bench/properties/setpoint",
+      status: 204,
+      json: WRITTEN_SETPOINT,
+    },
   },
   {
     key: "invokeSync",
@@ -155,107 +159,21 @@ const OPERATIONS: readonly Operation[] = [
   },
 ];
 
-/** autocannon 8 ships no typings: the options and events used here. */
-type PeersAutocannon = (options: {
-  url: string;
-  method: string;
-  connections: number;
-  pipelining: number;
-  duration: number;
-  timeout: number;
-  headers?: Record<string, string>;
-  body?: string;
-}) => AutocannonInstance;
-const autocannon = autocannonUntyped as PeersAutocannon;
-
-function packageVersion(name: string): string {
-  const file = new URL(`../node_modules/${name}/package.json`, import.meta.url);
-  return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
-}
-
 // ---------------------------------------------------------------------------------------
 // The servers
 
-interface Server {
+interface Server extends ServerChild {
   peer: Peer;
-  child: Child;
-  url: string;
-  pid: number;
 }
 
 async function startServer(peer: Peer, profile = false): Promise<Server> {
-  const args = [
-    ...(profile && CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF_DIR}`] : []),
-    "--import",
-    "tsx",
-    SCRIPT[peer],
-  ];
-  const child = launch(`${NAME[peer]} server`, args, { DEBUG: "" });
-  const ready = await waitForJson(
-    child,
-    (record) => typeof record.url === "string" && typeof record.pid === "number",
-    READY_TIMEOUT_MS,
-  );
-  return { peer, child, url: String(ready.url).replace(/\/+$/, ""), pid: Number(ready.pid) };
-}
-
-/** How a child ended after SIGTERM: ms to exit, or killed at the cap. */
-interface Stopped {
-  ms: number;
-  code: number | null;
-  killed: boolean;
-}
-
-/** SIGTERM, wait for exit; SIGKILL at `capMs`. */
-function stopWithin(child: Child, capMs: number): Promise<Stopped> {
-  const started = performance.now();
-  if (!alive(child.process)) {
-    return Promise.resolve({ ms: 0, code: child.process.exitCode, killed: false });
-  }
-  return new Promise((resolve) => {
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.process.kill("SIGKILL");
-    }, capMs);
-    child.process.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ ms: performance.now() - started, code, killed });
-    });
-    child.process.kill("SIGTERM");
-  });
+  const args = [...(profile ? cpuProfileArgs(CPU_PROF_DIR) : []), "--import", "tsx", SCRIPT[peer]];
+  const server = await launchServer(`${NAME[peer]} server`, args, { DEBUG: "" }, READY_TIMEOUT_MS);
+  return { ...server, peer };
 }
 
 // ---------------------------------------------------------------------------------------
 // Plain HTTP (the checks before measuring, and the observers)
-
-interface Answer {
-  status: number;
-  body: string;
-}
-
-function request(url: string, method: string, body?: string): Promise<Answer> {
-  const headers: Record<string, string | number> =
-    body === undefined
-      ? { "content-length": 0 }
-      : { "content-type": "application/json", "content-length": Buffer.byteLength(body) };
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, headers }, (res) => {
-      let data = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => {
-        data += chunk;
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: data }));
-      res.on("error", reject);
-    });
-    req.setTimeout(REQUEST_TIMEOUT_MS, () =>
-      req.destroy(new Error(`${method} ${url}: no answer within ${REQUEST_TIMEOUT_MS} ms`)),
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 /**
  * Before measuring: every endpoint answers the status it is counted with, both servers
@@ -267,11 +185,9 @@ async function checkEquivalent(servers: Record<Peer, Server>): Promise<void> {
   for (const operation of OPERATIONS) {
     for (const peer of PEERS) {
       const endpoint = operation[peer];
-      const answer = await request(
-        servers[peer].url + endpoint.path,
-        endpoint.method,
-        endpoint.body,
-      );
+      const answer = await request(servers[peer].url + endpoint.path, endpoint.method, {
+        json: endpoint.json,
+      });
       if (answer.status !== endpoint.status) {
         throw new Error(
           `${NAME[peer]} ${endpoint.method} ${endpoint.path}: ${answer.status} ${answer.body}`,
@@ -290,8 +206,7 @@ async function checkEquivalent(servers: Record<Peer, Server>): Promise<void> {
   const setpoint = { labthings: "/bench/setpoint", nodeWot: "/bench/properties/setpoint" };
   for (const peer of PEERS) {
     const url = servers[peer].url + setpoint[peer];
-    const invalid = JSON.stringify(BENCH_THING.setpoint.maximum + 1);
-    const refused = await request(url, "PUT", invalid);
+    const refused = await request(url, "PUT", { json: BENCH_THING.setpoint.maximum + 1 });
     const after = JSON.parse((await request(url, "GET")).body) as number;
     if (refused.status < 400 || after !== WRITTEN_SETPOINT) {
       throw new Error(`${NAME[peer]} took an invalid write: ${refused.status}, now ${after}`);
@@ -360,47 +275,27 @@ function observe(server: Server): Observer {
 // ---------------------------------------------------------------------------------------
 // Part 1: throughput and latency
 
-interface Run {
-  rps: number;
-  p50: number;
-  p99: number;
-  /** Server CPU per answered request, µs (all threads, /proc/<pid>/task/*\/schedstat). */
-  cpuUs: number;
-  errors: number;
-  /** Answers with another status than the endpoint's. */
-  wrongStatus: number;
-}
+/** One autocannon run of one endpoint on one server. */
+type Run = LoadRun;
 
 async function drive(server: Server, endpoint: Endpoint, seconds: number): Promise<Run> {
-  const times = new Samples();
-  let wrongStatus = 0;
-  const cpuBefore = cpuMs(server.pid);
-  const instance = autocannon({
-    url: server.url + endpoint.path,
-    method: endpoint.method,
-    connections: CONNECTIONS,
-    pipelining: PIPELINING,
-    duration: seconds,
-    timeout: 10,
-    ...(endpoint.body === undefined
-      ? {}
-      : { headers: { "content-type": "application/json" }, body: endpoint.body }),
-  });
-  instance.on("response", (_client: unknown, status: number, _bytes: number, time: number) => {
-    if (status === endpoint.status) times.push(time);
-    else wrongStatus++;
-  });
-  const result = await instance;
-  const cpu = cpuMs(server.pid) - cpuBefore;
-  const sorted = times.sorted();
-  return {
-    rps: times.count / result.duration,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    cpuUs: times.count ? (cpu * 1000) / times.count : Number.NaN,
-    errors: result.errors + result.timeouts,
-    wrongStatus,
-  };
+  const { run } = await runLoad(
+    {
+      url: server.url + endpoint.path,
+      method: endpoint.method,
+      connections: CONNECTIONS,
+      pipelining: PIPELINING,
+      duration: seconds,
+      ...(endpoint.json === undefined
+        ? {}
+        : {
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify(endpoint.json),
+          }),
+    },
+    { expected: (status) => status === endpoint.status, serverPid: server.pid },
+  );
+  return run;
 }
 
 /** Runs per operation key and peer, in run order. */
@@ -477,7 +372,7 @@ async function shutdownOnce(peer: Peer, withObserver: boolean): Promise<Shutdown
       await observer.connected;
       await sleep(OBSERVER_SETTLE_MS);
     }
-    const stopped = await stopWithin(server.child, SHUTDOWN_CAP_MS);
+    const stopped = await terminate(server.child, SHUTDOWN_CAP_MS);
     await sleep(50); // the observer's socket events, the child's last stdout lines
     return {
       ...stopped,
@@ -634,7 +529,7 @@ function report(throughput: Throughput, shutdown: Shutdown, meta: RunMeta): stri
     "",
     "## Method",
     "",
-    `autocannon ${autocannonVersion()}, ${CONNECTIONS} connections, pipelining ${PIPELINING}, for both servers; a ${WARMUP_SECONDS} s warm-up per endpoint and server, then ${ROUNDS} rounds × ${ROUND_SECONDS} s per endpoint; in each round the two servers run back to back per operation, in an order flipped per operation and per round. Latency percentiles from every response time (autocannon's histogram has whole milliseconds only), per round; the tables show medians over the rounds. Server CPU = run time of all the server process's threads over the round (/proc/<pid>/task/*/schedstat) per answered request. Writes PUT \`${WRITE_BODY}\` with \`Content-Type: application/json\`; node-wot's no-op action runs once per round and serves both action rows.`,
+    `autocannon ${packageVersion("autocannon")}, ${CONNECTIONS} connections, pipelining ${PIPELINING}, for both servers; a ${WARMUP_SECONDS} s warm-up per endpoint and server, then ${ROUNDS} rounds × ${ROUND_SECONDS} s per endpoint; in each round the two servers run back to back per operation, in an order flipped per operation and per round. Latency percentiles from every response time (autocannon's histogram has whole milliseconds only), per round; the tables show medians over the rounds. Server CPU = run time of all the server process's threads over the round (/proc/<pid>/task/*/schedstat) per answered request. Writes PUT \`${WRITE_BODY}\` with \`Content-Type: application/json\`; node-wot's no-op action runs once per round and serves both action rows.`,
     "",
     `Shutdown: ${SHUTDOWN_ROUNDS} rounds, a fresh server process per measurement (orders flipped per round). With one observer: ours an SSE observeproperty response (\`GET /bench/setpoint\`, \`Accept: text/event-stream\`; connected once its headers arrive), node-wot its observeproperty long-poll (\`GET /bench/properties/setpoint/observable\`: node-wot's HttpServer answers it at the next change, so nothing arrives before; connected once node-wot's observe handler ran), then ${OBSERVER_SETTLE_MS} ms, then SIGTERM. The time is SIGTERM → process exit, measured by this process. Each server runs its own shutdown on SIGTERM: ours \`server.close()\`, node-wot \`servient.shutdown()\` (which calls \`HttpServer.stop()\`, a plain \`http.Server.close()\`: it waits for every open response, and a long-poll with no change waits up to node-wot's 1 h socket timeout). Past ${SHUTDOWN_CAP_MS / 1000} s the child is SIGKILLed and recorded as killed.`,
     "",
@@ -660,7 +555,7 @@ function report(throughput: Throughput, shutdown: Shutdown, meta: RunMeta): stri
           runs.map((r) => int(r.rps)).join(", "),
           runs.map((r) => `${ms(r.p50)} / ${ms(r.p99)}`).join(", "),
           runs.map((r) => int(r.cpuUs)).join(", "),
-          `${runs.reduce((n, r) => n + r.errors, 0)} / ${runs.reduce((n, r) => n + r.wrongStatus, 0)}`,
+          failuresCell(runs),
         ]),
       );
     }
@@ -701,7 +596,6 @@ function report(throughput: Throughput, shutdown: Shutdown, meta: RunMeta): stri
 
 async function main(): Promise<void> {
   watchdog(WATCHDOG_MS, `bench:peers: still running after ${WATCHDOG_MS / 1000} s, giving up`);
-  if (CPU_PROF_DIR) mkdirSync(CPU_PROF_DIR, { recursive: true });
   const run = startRun();
 
   const servers = {
@@ -711,7 +605,7 @@ async function main(): Promise<void> {
   await checkEquivalent(servers);
   const throughput = await measureThroughput(servers);
   // Profiles are written on a clean exit; node-wot's has no open response now, so it stops.
-  await Promise.all(PEERS.map((peer) => stopWithin(servers[peer].child, SHUTDOWN_CAP_MS)));
+  await Promise.all(PEERS.map((peer) => terminate(servers[peer].child, SHUTDOWN_CAP_MS)));
 
   const shutdown = await measureShutdown();
   writeReport(RESULTS, report(throughput, shutdown, run()));

@@ -29,34 +29,34 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { Agent, request as httpRequest } from "node:http";
+import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
-// @ts-expect-error autocannon 8 ships no typings and @types/autocannon is not a dependency;
-// the little used here is typed by `AutocannonWithRequests` below.
-import autocannonUntyped from "autocannon";
 import { writeFileAtomically } from "../dist/src/runtime/atomic-file.js";
 import {
-  type AutocannonInstance,
-  autocannonVersion,
-  type Child,
-  cpuMs,
   environmentLines,
+  failuresCell,
   int,
-  launch,
+  type LoadOptions,
+  type LoadRun,
+  launchServer,
   median,
   ms,
+  packageVersion,
   parseJson,
   percentile,
   progress,
   QUICK,
   type RunMeta,
+  request,
   row,
   rule,
   runBench,
+  runLoad,
   Samples,
+  type ServerChild,
   type Stopped,
   sleep,
   startRun,
@@ -127,22 +127,6 @@ const LOOP_TARGETS: readonly { key: LoopKey; label: string }[] = [
   },
 ];
 
-/** autocannon with the per-request bodies used here (its `requests` option). */
-type AutocannonWithRequests = (options: {
-  url: string;
-  connections: number;
-  pipelining: number;
-  duration: number;
-  timeout: number;
-  requests: {
-    method: string;
-    path: string;
-    headers: Record<string, string>;
-    setupRequest: (request: Record<string, unknown>) => Record<string, unknown>;
-  }[];
-}) => AutocannonInstance;
-const autocannon = autocannonUntyped as AutocannonWithRequests;
-
 // ---------------------------------------------------------------------------------------
 // The folder everything writes to: removed on every way out (support.ts exits on errors,
 // Ctrl-C and SIGTERM through process.exit, which runs 'exit' handlers).
@@ -196,61 +180,27 @@ const plainWrite = (file: string, text: string) => writeFile(file, text);
 // ---------------------------------------------------------------------------------------
 // The server child
 
-interface Server {
-  child: Child;
-  url: string;
-  pid: number;
+interface Server extends ServerChild {
   folder: string;
 }
 
 async function startServer(name: string): Promise<Server> {
   const folder = join(ROOT, name);
   mkdirSync(folder);
-  const child = launch(`settings server (${name})`, ["--import", "tsx", SERVER], {
-    BENCH_SETTINGS_DIR: folder,
-  });
-  const ready = await waitForJson(
-    child,
-    (record) => typeof record.url === "string" && typeof record.pid === "number",
+  const server = await launchServer(
+    `settings server (${name})`,
+    ["--import", "tsx", SERVER],
+    { BENCH_SETTINGS_DIR: folder },
     READY_TIMEOUT_MS,
   );
-  return { child, url: String(ready.url).replace(/\/+$/, ""), pid: Number(ready.pid), folder };
+  return { ...server, folder };
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: 4 });
 
-function request(
-  url: string,
-  method: "GET" | "POST",
-  json?: unknown,
-  timeoutMs = REQUEST_TIMEOUT_MS,
-): Promise<{ status: number; body: string }> {
-  const body = json === undefined ? undefined : JSON.stringify(json);
-  const headers: Record<string, string | number> =
-    body === undefined
-      ? {}
-      : { "content-type": "application/json", "content-length": Buffer.byteLength(body) };
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, agent, headers }, (res) => {
-      let data = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => {
-        data += chunk;
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: data }));
-      res.on("error", reject);
-    });
-    req.setTimeout(timeoutMs, () =>
-      req.destroy(new Error(`${method} ${url}: no answer within ${timeoutMs} ms`)),
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
 /** Settings files the server has written so far (and failed to write). */
 async function settingsStats(server: Server): Promise<{ writes: number; failures: number }> {
-  const answer = await request(`${server.url}/bench/settingsStats`, "GET");
+  const answer = await request(`${server.url}/bench/settingsStats`, "GET", { agent });
   if (answer.status !== 200) throw new Error(`GET settingsStats: ${answer.status} ${answer.body}`);
   return JSON.parse(answer.body) as { writes: number; failures: number };
 }
@@ -306,35 +256,23 @@ async function stopAndCheck(
 // ---------------------------------------------------------------------------------------
 // B. Over HTTP
 
-interface HttpRun {
-  rps: number;
-  p50: number;
-  p99: number;
-  /** Server CPU per answered request, µs. */
-  cpuUs: number;
+interface HttpRun extends LoadRun {
   /** Settings files written during the run, per second. */
   writesPerSecond: number;
   /** Answered 204 (each one a change). */
   changes: number;
-  errors: number;
-  wrongStatus: number;
 }
 
 /** Every PUT body is a new number, so every PUT changes the value. */
 let nextValue = 1;
 
-async function drivePuts(server: Server, path: string, seconds: number): Promise<HttpRun> {
-  await sleep(SETTLE_MS);
-  const statsBefore = await settingsStats(server);
-  const times = new Samples();
-  let wrongStatus = 0;
-  const cpuBefore = cpuMs(server.pid);
-  const instance = autocannon({
+/** PUTs of a new number each to `path` for `seconds`. */
+function changingPuts(server: Server, path: string, seconds: number): LoadOptions {
+  return {
     url: server.url,
     connections: CONNECTIONS,
     pipelining: 1,
     duration: seconds,
-    timeout: 10,
     requests: [
       {
         method: "PUT",
@@ -343,24 +281,23 @@ async function drivePuts(server: Server, path: string, seconds: number): Promise
         setupRequest: (req) => ({ ...req, body: String(nextValue++) }),
       },
     ],
+  };
+}
+
+const changed = (status: number) => status === 204;
+
+async function drivePuts(server: Server, path: string, seconds: number): Promise<HttpRun> {
+  await sleep(SETTLE_MS);
+  const statsBefore = await settingsStats(server);
+  const { run, answered, result } = await runLoad(changingPuts(server, path, seconds), {
+    expected: changed,
+    serverPid: server.pid,
   });
-  instance.on("response", (_client: unknown, status: number, _bytes: number, time: number) => {
-    if (status === 204) times.push(time);
-    else wrongStatus++;
-  });
-  const result = await instance;
-  const cpu = cpuMs(server.pid) - cpuBefore;
   const statsAfter = await settingsStats(server);
-  const sorted = times.sorted();
   return {
-    rps: times.count / result.duration,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    cpuUs: times.count ? (cpu * 1000) / times.count : Number.NaN,
+    ...run,
     writesPerSecond: (statsAfter.writes - statsBefore.writes) / result.duration,
-    changes: times.count,
-    errors: result.errors + result.timeouts,
-    wrongStatus,
+    changes: answered,
   };
 }
 
@@ -378,22 +315,7 @@ async function httpRound(round: number, runs: Record<HttpTarget["key"], HttpRun[
   }
   progress(`round ${round + 1}/${ROUNDS}: HTTP closing burst, SIGTERM`);
   const settingPath = HTTP_TARGETS.find((t) => t.key === "setting")!.path;
-  const burst = autocannon({
-    url: server.url,
-    connections: CONNECTIONS,
-    pipelining: 1,
-    duration: CLOSING_SECONDS,
-    timeout: 10,
-    requests: [
-      {
-        method: "PUT",
-        path: settingPath,
-        headers: { "content-type": "application/json" },
-        setupRequest: (req) => ({ ...req, body: String(nextValue++) }),
-      },
-    ],
-  });
-  await burst;
+  await runLoad(changingPuts(server, settingPath, CLOSING_SECONDS), { expected: changed });
   return stopAndCheck(server, "HTTP", round + 1);
 }
 
@@ -410,12 +332,11 @@ async function churn(
   target: LoopKey | "settings",
   seconds: number,
 ): Promise<LoopRun> {
-  const answer = await request(
-    `${server.url}/bench/churn`,
-    "POST",
-    { target, seconds },
-    REQUEST_TIMEOUT_MS + seconds * 1000,
-  );
+  const answer = await request(`${server.url}/bench/churn`, "POST", {
+    json: { target, seconds },
+    agent,
+    timeoutMs: REQUEST_TIMEOUT_MS + seconds * 1000,
+  });
   if (answer.status !== 200) throw new Error(`POST churn ${target}: ${answer.status}`);
   const output = JSON.parse(answer.body) as { changes: number; elapsedMs: number; writes: number };
   return {
@@ -510,7 +431,7 @@ function report(results: Results, meta: RunMeta & { fsType: string }): string {
     "",
     "## B. Changes over HTTP",
     "",
-    `autocannon ${autocannonVersion()}, ${CONNECTIONS} connections, pipelining 1, ${HTTP_SECONDS} s per row per round after a ${HTTP_WARMUP_SECONDS} s warm-up of each; the two rows alternate (order flipped every round). Every PUT sends a new number (a counter in the \`requests\` setup), so every 204 is a real change. Latency percentiles from every response time; server CPU = run time of all the server's threads (/proc/<pid>/task/*/schedstat) per answered request; settings files written = the store's own counter (\`server.settings.stats.writes\`, read over HTTP before and after the row).`,
+    `autocannon ${packageVersion("autocannon")}, ${CONNECTIONS} connections, pipelining 1, ${HTTP_SECONDS} s per row per round after a ${HTTP_WARMUP_SECONDS} s warm-up of each; the two rows alternate (order flipped every round). Every PUT sends a new number (a counter in the \`requests\` setup), so every 204 is a real change. Latency percentiles from every response time; server CPU = run time of all the server's threads (/proc/<pid>/task/*/schedstat) per answered request; settings files written = the store's own counter (\`server.settings.stats.writes\`, read over HTTP before and after the row).`,
     "",
     row([
       "request",
@@ -556,7 +477,7 @@ function report(results: Results, meta: RunMeta & { fsType: string }): string {
         target.label,
         perRound(runs.map((r) => r.rps)),
         perRound(runs.map((r) => r.writesPerSecond)),
-        `${runs.reduce((n, r) => n + r.errors, 0)} / ${runs.reduce((n, r) => n + r.wrongStatus, 0)}`,
+        failuresCell(runs),
       ]),
     );
   }

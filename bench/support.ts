@@ -4,26 +4,33 @@
  * memory from /proc, statistics, markdown formatting, the environment facts at the top of
  * every report, and writing the report.
  *
- * Imported by the bench mains only (`http.ts`, `mjpeg.ts`, `actions.ts`, `observe.ts`):
- * importing it installs handlers that kill every child on exit, SIGINT and SIGTERM. The
- * children (servers and load clients) stay self-contained, so the measured processes load
- * nothing but what they measure.
+ * Also the load the HTTP benches drive (autocannon runs and their latency figures) and a
+ * plain HTTP client for the checks around them.
+ *
+ * Imported by the bench mains only (`http.ts`, `mjpeg.ts`, `actions.ts`, `observe.ts`,
+ * `settings.ts`, `peers.ts`): importing it installs handlers that kill every child on
+ * exit, SIGINT and SIGTERM. The children (servers and load clients) stay self-contained,
+ * so the measured processes load nothing but what they measure.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { type Agent, request as httpRequest } from "node:http";
 import { arch, availableParallelism, cpus, loadavg, platform } from "node:os";
 import { dirname } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+// @ts-expect-error autocannon 8 ships no typings and @types/autocannon is not a dependency;
+// the little used here is typed by `LoadOptions` and `AutocannonResult` below.
+import autocannonUntyped from "autocannon";
 
 /** BENCH_QUICK=1: every bench's smoke run (fewer and shorter rounds). */
 export const QUICK = process.env.BENCH_QUICK === "1";
 
 /** The repository root: every child runs there. */
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-/** SIGTERM → exit bound of `terminate`, SIGKILL past it. */
-const EXIT_TIMEOUT_MS = 8_000;
+/** SIGTERM → exit bound of `terminate` (unless given another), SIGKILL past it. */
+export const EXIT_TIMEOUT_MS = 8_000;
 
 // ---------------------------------------------------------------------------------------
 // Child processes: every one is tracked and killed on the way out, whatever happens
@@ -173,6 +180,48 @@ export async function waitForJson(
   return found.value;
 }
 
+/** A server child that is listening: its URL (no trailing slash) and process id. */
+export interface ServerChild {
+  child: Child;
+  url: string;
+  pid: number;
+}
+
+/**
+ * Launch a server child (as `launch`) and wait for its ready line, `{"url": …, "pid": …}`,
+ * which every bench server prints once it listens.
+ *
+ * @example
+ * ```ts
+ * const server = await launchServer("actions server", ["--import", "tsx", SERVER], {}, 15_000);
+ * await request(`${server.url}/bench/value`, "GET");
+ * ```
+ */
+export async function launchServer(
+  name: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  readyTimeoutMs: number,
+): Promise<ServerChild> {
+  const child = launch(name, args, env);
+  const ready = await waitForJson(
+    child,
+    (record) => typeof record.url === "string" && typeof record.pid === "number",
+    readyTimeoutMs,
+  );
+  return { child, url: String(ready.url).replace(/\/+$/, ""), pid: Number(ready.pid) };
+}
+
+/**
+ * The node flags that write a CPU profile into `dir` on exit (the folder is made), or none
+ * when `dir` is not set: for the `BENCH_*_CPU_PROF=<dir>` knobs.
+ */
+export function cpuProfileArgs(dir: string | undefined): string[] {
+  if (!dir) return [];
+  mkdirSync(dir, { recursive: true });
+  return ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+}
+
 /** How a child ended: ms from SIGTERM to exit, its exit code, whether it had to be killed. */
 export interface Stopped {
   ms: number;
@@ -180,8 +229,8 @@ export interface Stopped {
   killed: boolean;
 }
 
-/** SIGTERM, wait for exit (bounded: SIGKILL after 8 s). */
-export function terminate(child: Child): Promise<Stopped> {
+/** SIGTERM, wait for exit; SIGKILL past `capMs` (8 s unless given). */
+export function terminate(child: Child, capMs = EXIT_TIMEOUT_MS): Promise<Stopped> {
   const started = performance.now();
   if (!alive(child.process)) {
     return Promise.resolve({ ms: 0, code: child.process.exitCode, killed: false });
@@ -191,7 +240,7 @@ export function terminate(child: Child): Promise<Stopped> {
     const timer = setTimeout(() => {
       killed = true;
       child.process.kill("SIGKILL");
-    }, EXIT_TIMEOUT_MS);
+    }, capMs);
     child.process.once("exit", (code) => {
       clearTimeout(timer);
       resolve({ ms: performance.now() - started, code, killed });
@@ -444,7 +493,56 @@ export function environmentLines(meta: RunMeta): string[] {
 }
 
 // ---------------------------------------------------------------------------------------
-// autocannon (http.ts, actions.ts), typed as far as used (its README "Results" and events)
+// Plain HTTP: the checks before and around the load, and the low-rate clients
+
+/** An answer read whole. */
+export interface Answer {
+  status: number;
+  body: string;
+}
+
+/**
+ * One request with an optional JSON body, its answer read whole; rejects past `timeoutMs`
+ * (10 s unless given). `agent` for keep-alive (the default: Node's global agent).
+ *
+ * @example
+ * ```ts
+ * const answer = await request(`${url}/bench/sleep`, "POST", { json: { ms: 20 }, agent });
+ * ```
+ */
+export function request(
+  url: string,
+  method: "GET" | "PUT" | "POST" | "DELETE",
+  options: { json?: unknown; agent?: Agent; timeoutMs?: number } = {},
+): Promise<Answer> {
+  const { json, agent, timeoutMs = 10_000 } = options;
+  const body = json === undefined ? undefined : JSON.stringify(json);
+  const headers: Record<string, string | number> =
+    body !== undefined
+      ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) }
+      : method === "POST" || method === "PUT"
+        ? { "content-length": 0 } // an empty body said as such, not chunked
+        : {};
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers, agent }, (res) => {
+      let data = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        data += chunk;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: data }));
+      res.on("error", reject);
+    });
+    req.setTimeout(timeoutMs, () =>
+      req.destroy(new Error(`${method} ${url}: no answer within ${timeoutMs} ms`)),
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Load: autocannon, typed as far as used (its README "Results", options and events)
 
 interface Histogram {
   average: number;
@@ -461,22 +559,97 @@ export interface AutocannonResult {
   latency: Histogram;
   requests: Histogram & { total: number; sent: number };
 }
-export type AutocannonInstance = EventEmitter & PromiseLike<AutocannonResult>;
-/** autocannon 8 ships no typings: `import x from "autocannon"` then `x as Autocannon`. */
-export type Autocannon = (options: {
+type AutocannonInstance = EventEmitter & PromiseLike<AutocannonResult>;
+
+/** What one autocannon run sends: one request over and over, or `requests` in turn. */
+export interface LoadOptions {
   url: string;
   method?: string;
   connections: number;
   pipelining: number;
+  /** Seconds. */
   duration: number;
-  timeout: number;
-}) => AutocannonInstance;
+  /** Seconds per request; 10 unless given. */
+  timeout?: number;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Its `requests` option: `setupRequest` may change each request (e.g. a new body). */
+  requests?: {
+    method: string;
+    path: string;
+    headers: Record<string, string>;
+    setupRequest: (request: Record<string, unknown>) => Record<string, unknown>;
+  }[];
+}
 
-/** The installed autocannon's version, for the report. */
-export function autocannonVersion(): string {
-  return (
-    JSON.parse(
-      readFileSync(new URL("../node_modules/autocannon/package.json", import.meta.url), "utf8"),
-    ) as { version: string }
-  ).version;
+const autocannon = autocannonUntyped as (options: LoadOptions) => AutocannonInstance;
+
+/** One run's figures, over the answers of the expected status. */
+export interface LoadRun {
+  /** Expected answers per second. */
+  rps: number;
+  /** Latency of those answers, ms, from every response time (sub-ms). */
+  p50: number;
+  p99: number;
+  /** Server CPU per expected answer, µs (all its threads); NaN without a server pid. */
+  cpuUs: number;
+  /** Connection errors and timeouts. */
+  errors: number;
+  /** Answers with another status. */
+  wrongStatus: number;
+}
+
+/** The "errors / wrong status" cell of a report: both summed over `runs`. */
+export function failuresCell(runs: readonly LoadRun[]): string {
+  const errors = runs.reduce((n, r) => n + r.errors, 0);
+  return `${errors} / ${runs.reduce((n, r) => n + r.wrongStatus, 0)}`;
+}
+
+/**
+ * Run autocannon once. Latency percentiles come from every response time of an expected
+ * answer (autocannon's own histogram has whole milliseconds only); with `serverPid`, the
+ * server's CPU time over the run is read from /proc. Also returns the expected answers'
+ * count and autocannon's own result.
+ *
+ * @example
+ * ```ts
+ * const { run } = await runLoad(
+ *   { url: `${server.url}/bench/value`, connections: 10, pipelining: 1, duration: 3 },
+ *   { expected: (status) => status === 200, serverPid: server.pid },
+ * );
+ * console.log(`${int(run.rps)} req/s, p99 ${ms(run.p99)} ms`);
+ * ```
+ */
+export async function runLoad(
+  options: LoadOptions,
+  measure: { expected: (status: number) => boolean; serverPid?: number },
+): Promise<{ run: LoadRun; answered: number; result: AutocannonResult }> {
+  const { serverPid } = measure;
+  const times = new Samples();
+  let wrongStatus = 0;
+  const cpuBefore = serverPid === undefined ? Number.NaN : cpuMs(serverPid);
+  const instance = autocannon({ timeout: 10, ...options });
+  instance.on("response", (_client: unknown, status: number, _bytes: number, time: number) => {
+    if (measure.expected(status)) times.push(time);
+    else wrongStatus++;
+  });
+  const result = await instance;
+  const cpu = serverPid === undefined ? Number.NaN : cpuMs(serverPid) - cpuBefore;
+  const answered = times.count;
+  const sorted = times.sorted();
+  const run: LoadRun = {
+    rps: answered / result.duration,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    cpuUs: answered ? (cpu * 1000) / answered : Number.NaN,
+    errors: result.errors + result.timeouts,
+    wrongStatus,
+  };
+  return { run, answered, result };
+}
+
+/** The installed version of package `name` (e.g. "autocannon"), for the report. */
+export function packageVersion(name: string): string {
+  const file = new URL(`../node_modules/${name}/package.json`, import.meta.url);
+  return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
 }
