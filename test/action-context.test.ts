@@ -11,37 +11,24 @@ import {
   type ActionContext,
   type ActionStatus,
   action,
-  Thing,
-  ThingServer,
   type ThingServerOptions,
-  Type,
 } from "../src/index.js";
-import { Gate, invoke, pollStatus, statusOf, until } from "./support/actions-http.js";
+import { invoke, pollStatus, statusOf, until } from "./support/actions-http.js";
+import {
+  closeAlone,
+  GatedThing,
+  GateInput,
+  type ServedAlone,
+  serveAlone,
+} from "./support/gated-thing.js";
 import { getJson, postJson } from "./support/json-http.js";
 import { expectProblem } from "./support/problem.js";
 import { within } from "./support/within.js";
 
-const GateInput = Type.Object({ gate: Type.String() }, { additionalProperties: false });
-type GateInput = { gate: string };
-
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-class Workbench extends Thing {
+class Workbench extends GatedThing {
   static override title = "Workbench";
-  readonly #gates = new Map<string, Gate>();
-
-  gate(name: string): Gate {
-    let gate = this.#gates.get(name);
-    if (!gate) {
-      gate = new Gate();
-      this.#gates.set(name, gate);
-    }
-    return gate;
-  }
-
-  openAllGates(): void {
-    for (const gate of this.#gates.values()) gate.open();
-  }
 
   /** Waits on its gate without the signal, then says whether the signal had fired. */
   @action({ input: GateInput })
@@ -68,23 +55,8 @@ class Workbench extends Thing {
   async noop() {}
 }
 
-interface Served {
-  server: ThingServer;
-  base: string;
-  bench: Workbench;
-}
-
-async function serve(options: ThingServerOptions = {}): Promise<Served> {
-  const bench = new Workbench();
-  const server = new ThingServer([{ name: "bench", thing: bench }], { port: 0, ...options });
-  return { server, base: await server.start(), bench };
-}
-
-async function shutdown(served: Served | undefined): Promise<void> {
-  if (!served) return;
-  served.bench.openAllGates();
-  await within(served.server.close(), "server.close()");
-}
+type Served = ServedAlone<Workbench>;
+const serve = (options?: ThingServerOptions) => serveAlone("bench", new Workbench(), options);
 
 describe("the action context", () => {
   let served: Served;
@@ -94,11 +66,11 @@ describe("the action context", () => {
   });
 
   afterAll(async () => {
-    await shutdown(served);
+    await closeAlone(served);
   });
 
   it("an action that first reads ctx.signal after a DELETE finds it aborted", async () => {
-    const { base, bench } = served;
+    const { base, thing: bench } = served;
     const created = await invoke(base, "bench/looksLate", { gate: "late" });
     await pollStatus(base, created.id, (s) => s.status === "running", "it to run");
     const cancel = fetch(`${base}/action_invocations/${created.id}`, { method: "DELETE" });
@@ -112,7 +84,7 @@ describe("the action context", () => {
   });
 
   it("works destructured: progress, log and sleep, and a DELETE ends the sleep", async () => {
-    const { base, bench } = served;
+    const { base, thing: bench } = served;
     const created = await invoke(base, "bench/destructured", { gate: "apart" });
     const halfway = await pollStatus(
       base,
@@ -149,7 +121,7 @@ describe("retention of several invocations", () => {
   let served: Served | undefined;
 
   afterAll(async () => {
-    await shutdown(served);
+    await closeAlone(served);
   });
 
   it("forgets each one after its own retention time, oldest first", async () => {

@@ -38,6 +38,16 @@ import {
   until,
   WAIT_MS,
 } from "./support/actions-http.js";
+import {
+  CountInput,
+  CountOutput,
+  closeAlone,
+  countInSteps,
+  GatedThing,
+  GateInput,
+  type ServedAlone,
+  serveAlone,
+} from "./support/gated-thing.js";
 import { getJson, postJson, putJson } from "./support/json-http.js";
 import { expectProblem } from "./support/problem.js";
 import { rawGet } from "./support/raw-http.js";
@@ -46,57 +56,26 @@ import { within } from "./support/within.js";
 
 // ─── the Things under test ───────────────────────────────────────────────────────────
 
-const GateInput = Type.Object({ gate: Type.String() }, { additionalProperties: false });
-type GateInput = { gate: string };
-
 /** 1000 bytes that are not all alike, so a wrong offset shows. */
 const KNOWN_BYTES = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 7 + 3) % 256));
 /** Contents of the file blob. */
 const FILE_BYTES = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 13 + 1) % 256));
 
 /** A Thing with one action per behaviour under test. Gates are named by the test. */
-class Lab extends Thing {
+class Lab extends GatedThing {
   static override title = "Lab";
-  readonly #gates = new Map<string, Gate>();
   /** Invocation ids whose `finally` ran. */
   readonly cleanedUp = new Set<string>();
   /** Temporary files the `file` action wrote (before the blob store moved them). */
   readonly tempFiles: string[] = [];
 
-  gate(name: string): Gate {
-    let gate = this.#gates.get(name);
-    if (!gate) {
-      gate = new Gate();
-      this.#gates.set(name, gate);
-    }
-    return gate;
-  }
-
-  openAllGates(): void {
-    for (const gate of this.#gates.values()) gate.open();
-  }
-
   @property({ schema: Type.Number(), lock: "stage", title: "Focus offset" })
   accessor focusOffset = 0;
 
   /** Counts in steps, with progress and a log record per step; pauses halfway on a gate. */
-  @action({
-    input: Type.Object(
-      { steps: Type.Integer({ minimum: 2, maximum: 100 }), gate: Type.String() },
-      { additionalProperties: false },
-    ),
-    output: Type.Object({ counted: Type.Integer() }, { additionalProperties: false }),
-    lock: "sequence",
-    title: "Count",
-  })
-  async count(input: { steps: number; gate: string }, ctx: ActionContext) {
-    for (let i = 1; i <= input.steps; i++) {
-      await ctx.sleep(2);
-      ctx.logger.info(`step ${i} of ${input.steps}`);
-      ctx.progress(i / input.steps, `step ${i}`);
-      if (i === Math.floor(input.steps / 2)) await this.gate(input.gate).wait(ctx.signal);
-    }
-    return { counted: input.steps };
+  @action({ input: CountInput, output: CountOutput, lock: "sequence", title: "Count" })
+  async count(input: CountInput, ctx: ActionContext) {
+    return countInSteps(input, this.gate(input.gate), ctx);
   }
 
   /** Holds the "sequence" lock until its gate opens. */
@@ -228,24 +207,8 @@ let gateCounter = 0;
 /** A fresh gate name for one test. */
 const newGate = () => `gate-${++gateCounter}`;
 
-interface Served {
-  server: ThingServer;
-  base: string;
-  lab: Lab;
-}
-
-async function serve(options: ThingServerOptions = {}): Promise<Served> {
-  const lab = new Lab();
-  const server = new ThingServer([{ name: "lab", thing: lab }], { port: 0, ...options });
-  const base = await server.start();
-  return { server, base, lab };
-}
-
-async function shutdown(served: Served | undefined): Promise<void> {
-  if (!served) return;
-  served.lab.openAllGates();
-  await within(served.server.close(), "server.close()");
-}
+type Served = ServedAlone<Lab>;
+const serve = (options?: ThingServerOptions) => serveAlone("lab", new Lab(), options);
 
 /** Wait for an invocation to settle, by its promise in the server (an event, bounded). */
 async function settled(server: ThingServer, id: string): Promise<void> {
@@ -267,11 +230,11 @@ describe("actions on one server", () => {
 
   beforeAll(async () => {
     served = await serve();
-    ({ base, lab, server } = served);
+    ({ base, thing: lab, server } = served);
   });
 
   afterAll(async () => {
-    await shutdown(served);
+    await closeAlone(served);
   });
 
   it("goes pending → running (with progress and log) → completed, with ordered RFC 3339 times", async () => {
@@ -855,12 +818,12 @@ describe("retention", () => {
   let served: Served | undefined;
 
   afterAll(async () => {
-    await shutdown(served);
+    await closeAlone(served);
   });
 
   it("forgets a finished invocation and its blob after actionRetentionMs", async () => {
     served = await serve({ actionRetentionMs: 300 });
-    const { base, server, lab } = served;
+    const { base, server, thing: lab } = served;
     const gate = newGate();
     const created = await invoke(base, "lab/blobAfter", { gate });
     // Not finished, so it cannot expire yet: hold the invocation itself.
@@ -896,7 +859,7 @@ describe("maxRetainedInvocations", () => {
   let served: Served | undefined;
 
   afterAll(async () => {
-    await shutdown(served);
+    await closeAlone(served);
   });
 
   it("keeps only the newest finished invocations", async () => {
@@ -918,7 +881,7 @@ describe("maxRetainedInvocations", () => {
   });
 
   it("counts only finished ones: a running invocation is never dropped", async () => {
-    const { base, server, lab } = served!;
+    const { base, server, thing: lab } = served!;
     const gate = newGate();
     const running = await invoke(base, "lab/wait", { gate });
     for (let i = 0; i < 6; i++) {
@@ -953,7 +916,7 @@ describe("memory", () => {
   let served: Served | undefined;
 
   afterAll(async () => {
-    await shutdown(served);
+    await closeAlone(served);
   });
 
   it("holds nothing after 1000 invocations have expired", { timeout: 60_000 }, async () => {
@@ -967,7 +930,7 @@ describe("memory", () => {
     };
     // 32 KB of input each: 1000 leaked invocations would hold 32 MB.
     const pad = "x".repeat(32 * 1024);
-    const { lab } = served;
+    const { thing: lab } = served;
     /** `count` invocations, 8 clients at a time; resolves once every one has run. */
     const run = async (count: number) => {
       const before = lab.quickRuns;

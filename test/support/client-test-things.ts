@@ -4,26 +4,12 @@
  * a writeOnly property, synchronous actions with and without output, an action that
  * throws, and a counting action with progress and a log that waits on a gate.
  */
-import { type ActionContext, action, property, Thing, Type } from "../../src/index.js";
-import { Gate } from "./actions-http.js";
+import { type ActionContext, action, property, Type } from "../../src/index.js";
+import { CountInput, CountOutput, countInSteps, GatedThing } from "./gated-thing.js";
 
-export class ClientBench extends Thing {
+export class ClientBench extends GatedThing {
   static override title = "Client bench";
   static override description = "A Thing for the ThingClient tests.";
-  readonly #gates = new Map<string, Gate>();
-
-  gate(name: string): Gate {
-    let gate = this.#gates.get(name);
-    if (!gate) {
-      gate = new Gate();
-      this.#gates.set(name, gate);
-    }
-    return gate;
-  }
-
-  openAllGates(): void {
-    for (const gate of this.#gates.values()) gate.open();
-  }
 
   /** Set by the tests from inside the Thing: each assignment notifies observers. */
   @property({ schema: Type.Integer(), title: "Counter" })
@@ -58,21 +44,8 @@ export class ClientBench extends Thing {
   }
 
   /** Counts with progress and a log record per step; pauses halfway until its gate opens. */
-  @action({
-    input: Type.Object(
-      { steps: Type.Integer({ minimum: 2, maximum: 100 }), gate: Type.String() },
-      { additionalProperties: false },
-    ),
-    output: Type.Object({ counted: Type.Integer() }, { additionalProperties: false }),
-    title: "Count",
-  })
-  async count(input: { steps: number; gate: string }, ctx: ActionContext) {
-    for (let i = 1; i <= input.steps; i++) {
-      await ctx.sleep(2);
-      ctx.logger.info(`step ${i} of ${input.steps}`);
-      ctx.progress(i / input.steps, `step ${i}`);
-      if (i === Math.floor(input.steps / 2)) await this.gate(input.gate).wait(ctx.signal);
-    }
-    return { counted: input.steps };
+  @action({ input: CountInput, output: CountOutput, title: "Count" })
+  async count(input: CountInput, ctx: ActionContext) {
+    return countInSteps(input, this.gate(input.gate), ctx);
   }
 }
