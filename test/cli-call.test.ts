@@ -12,7 +12,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ActionStatus, ThingServer } from "../src/index.js";
+import type { ActionStatus } from "../src/index.js";
 import {
   assertBuilt,
   CLI,
@@ -24,6 +24,7 @@ import {
 } from "./support/cli-process.js";
 import { Lamp } from "./support/dashboard-things.js";
 import { getJson, putJson } from "./support/json-http.js";
+import { serveDuringSuite } from "./support/suite-server.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { deferred, within } from "./support/within.js";
 
@@ -214,29 +215,20 @@ describe("labthings-ts call", () => {
   });
 
   describe("with a bearer token", () => {
-    let secured: ThingServer;
-    let securedBase: string;
-
-    beforeAll(async () => {
-      secured = new ThingServer([{ name: "lamp", thing: new Lamp() }], {
-        port: 0,
-        authToken: TOKEN,
-      });
-      securedBase = await secured.start();
+    const secured = serveDuringSuite(() => [{ name: "lamp", thing: new Lamp() }], {
+      authToken: TOKEN,
     });
 
-    afterAll(() => secured && within(secured.close(), "the secured server to close"));
-
     it("without one: the server's 401 and exit 1; --token or LABTHINGS_TOKEN: read and invoke", async () => {
-      const refused = runCall([`${securedBase}/lamp/`, "brightness"]);
+      const refused = runCall([`${secured.base}/lamp/`, "brightness"]);
       expect(await refused.finished).toBe(1);
       expect(refused.stderr()).toContain("401 Unauthorized: This server requires a bearer token");
 
-      const flag = runCall([`${securedBase}/lamp/`, "brightness", "--token", TOKEN]);
+      const flag = runCall([`${secured.base}/lamp/`, "brightness", "--token", TOKEN]);
       expect(await flag.finished, flag.stderr()).toBe(0);
       expect(JSON.parse(flag.stdout())).toBe(0.5);
 
-      const fromEnv = runCall([`${securedBase}/lamp/`, "blink", '{"times": 2, "fast": true}'], {
+      const fromEnv = runCall([`${secured.base}/lamp/`, "blink", '{"times": 2, "fast": true}'], {
         LABTHINGS_TOKEN: TOKEN,
       });
       expect(await fromEnv.finished, fromEnv.stderr()).toBe(0);

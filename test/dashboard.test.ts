@@ -22,6 +22,7 @@ import { launchChromium } from "./support/chromium.js";
 import { Lamp } from "./support/dashboard-things.js";
 import { getJson, putJson } from "./support/json-http.js";
 import { rawGet } from "./support/raw-http.js";
+import { serveDuringSuite } from "./support/suite-server.js";
 import { within } from "./support/within.js";
 
 const RESULTS = fileURLToPath(new URL("../test-results/", import.meta.url));
@@ -470,24 +471,15 @@ describe("the dashboard in Chromium", () => {
   });
 
   describe("a server that wants a bearer token", () => {
-    let secured: ThingServer;
-    let securedBase: string;
-
-    beforeAll(async () => {
-      secured = new ThingServer([{ name: "lamp", thing: new Lamp() }], {
-        port: 0,
-        authToken: TOKEN,
-      });
-      securedBase = await secured.start();
+    const secured = serveDuringSuite(() => [{ name: "lamp", thing: new Lamp() }], {
+      authToken: TOKEN,
     });
-
-    afterAll(() => secured && within(secured.close(), "the secured server to close"));
 
     it("asks for the token after a 401, keeps it for the tab and uses it for requests and the stream", async () => {
       const context = await browser.newContext();
       try {
         const tab = await context.newPage();
-        await tab.goto(`${securedBase}/`);
+        await tab.goto(`${secured.base}/`);
         const prompt = tab.locator("#token-prompt");
         await prompt.getByLabel("Access token", { exact: true }).waitFor({ timeout: PAGE_WAIT_MS });
         await prompt.getByLabel("Access token", { exact: true }).fill(TOKEN);
@@ -508,7 +500,7 @@ describe("the dashboard in Chromium", () => {
       const context = await browser.newContext();
       try {
         const tab = await context.newPage();
-        await tab.goto(`${securedBase}/#token=${TOKEN}`);
+        await tab.goto(`${secured.base}/#token=${TOKEN}`);
         const brightness = tab.locator('[data-thing="lamp"] [data-property="brightness"] output');
         await expect.poll(() => brightness.textContent(), { timeout: PAGE_WAIT_MS }).toBe("0.5");
         expect(await tab.evaluate(() => location.hash)).toBe("");

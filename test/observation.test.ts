@@ -9,7 +9,6 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { type Logger, pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { SimulatedStage } from "../examples/microscope/index.js";
@@ -26,6 +25,7 @@ import {
   Type,
 } from "../src/index.js";
 import { getJson, postJson, putJson } from "./support/json-http.js";
+import { LogCapture } from "./support/log-capture.js";
 import {
   closeObservationClients,
   parseSse,
@@ -35,7 +35,7 @@ import {
 } from "./support/observation-clients.js";
 import { expectProblem } from "./support/problem.js";
 import { RawConnection, rawGet } from "./support/raw-http.js";
-import { deferred, within } from "./support/within.js";
+import { within } from "./support/within.js";
 
 const HTTP_SSE_PROFILE = "https://www.w3.org/2022/wot/profile/http-sse/v1";
 const MB = 1024 * 1024;
@@ -95,41 +95,6 @@ class Alarms extends Thing {
 }
 
 // ─── Server and log capture ───────────────────────────────────────────────────────────
-
-interface LogLine {
-  level: number;
-  msg: string;
-  [key: string]: unknown;
-}
-
-/** Server log lines (warn and above), with a bounded wait for one that matches. */
-class LogCapture {
-  readonly lines: LogLine[] = [];
-  readonly #waiters: { test: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
-  readonly logger: Logger = pino(
-    { level: "warn" },
-    {
-      write: (text: string) => {
-        const line = JSON.parse(text) as LogLine;
-        this.lines.push(line);
-        for (const waiter of [...this.#waiters]) {
-          if (waiter.test(line)) {
-            this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-            waiter.resolve(line);
-          }
-        }
-      },
-    },
-  );
-
-  waitFor(test: (line: LogLine) => boolean, what: string): Promise<LogLine> {
-    const found = this.lines.find(test);
-    if (found) return Promise.resolve(found);
-    const { promise, resolve } = deferred<LogLine>();
-    this.#waiters.push({ test, resolve });
-    return within(promise, what);
-  }
-}
 
 let server: ThingServer;
 let base: string;

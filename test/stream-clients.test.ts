@@ -11,11 +11,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { ThingServer } from "../src/index.js";
+import { withChromium } from "./support/chromium.js";
 import { killAll, trackChild } from "./support/cli-process.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { within } from "./support/within.js";
@@ -26,15 +27,6 @@ const WIDTH = 320;
 const HEIGHT = 240;
 const CLOSING_DELIMITER = "--frame--\r\n";
 const RESULTS = fileURLToPath(new URL("../test-results/", import.meta.url));
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
 
 /**
  * Check `condition` every 20 ms until it holds, for state that announces no event (a file
@@ -135,17 +127,8 @@ describe("ffmpeg (mpjpeg demuxer)", () => {
 });
 
 describe("headless Chromium <img>", () => {
-  async function withBrowser(fn: (browser: Browser) => Promise<void>): Promise<void> {
-    const browser = await within(
-      chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS }),
-      "Chromium to launch",
-    );
-    try {
-      await fn(browser);
-    } finally {
-      await within(browser.close(), "Chromium to close");
-    }
-  }
+  const withBrowser = (use: (browser: Browser) => Promise<void>) =>
+    withChromium(use, ["--disable-quic"]);
 
   /** Mean absolute difference of two same-sized images, 0–255, over all channels. */
   async function meanDifference(a: Buffer, b: Buffer): Promise<number> {

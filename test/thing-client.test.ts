@@ -14,7 +14,6 @@ import { readdir, readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import {
@@ -31,7 +30,8 @@ import {
 } from "../src/client/index.js";
 import { event, property, Thing, ThingEvent, ThingServer, Type } from "../src/index.js";
 import { until } from "./support/actions-http.js";
-import { iterateInBackground } from "./support/background-iteration.js";
+import { iterateInBackground, iterateOnceOpen } from "./support/background-iteration.js";
+import { withChromium } from "./support/chromium.js";
 import { ClientBench } from "./support/client-test-things.js";
 import { getJson } from "./support/json-http.js";
 import { ScriptedSseServer } from "./support/scripted-sse-server.js";
@@ -196,14 +196,9 @@ describe("observeProperty", () => {
   it("yields each change until the signal aborts", async () => {
     const client = await connect("bench");
     const controller = new AbortController();
-    const opened = deferred();
-    const observed = iterateInBackground(
-      client.observeProperty<number>("counter", {
-        signal: controller.signal,
-        onOpen: () => opened.resolve(),
-      }),
+    const observed = await iterateOnceOpen((onOpen) =>
+      client.observeProperty<number>("counter", { signal: controller.signal, onOpen }),
     );
-    await within(opened.promise, "the event stream to open");
     for (let i = 101; i <= 105; i++) bench.counter = i;
     expect(await observed.waitFor(5, "five changes")).toEqual([101, 102, 103, 104, 105]);
     controller.abort();
@@ -282,15 +277,10 @@ describe("observeProperty", () => {
       const reconnect = { initialDelayMs: 20, maxDelayMs: 100, maxAttempts: 3 };
       const benchClient = await ThingClient.connect(`${url}/bench/`, { reconnect });
       const camera = await ThingClient.connect(`${url}/camera/`);
-      const opened = deferred();
-      const observed = iterateInBackground(
-        benchClient.observeProperty<number>("counter", {
-          signal: controller.signal,
-          onOpen: () => opened.resolve(),
-        }),
+      const observed = await iterateOnceOpen((onOpen) =>
+        benchClient.observeProperty<number>("counter", { signal: controller.signal, onOpen }),
       );
       const frames = iterateInBackground(camera.stream("stream", { signal: controller.signal }));
-      await within(opened.promise, "the event stream to open");
       await frames.waitFor(1, "a first frame");
       leavingBench.counter = 1;
       await observed.waitFor(1, "a change");
@@ -954,14 +944,9 @@ describe("with a bearer token", () => {
       });
       await client.writeProperty("counter", 5);
       expect(await client.readProperty("counter")).toBe(5);
-      const opened = deferred();
-      const observed = iterateInBackground(
-        client.observeProperty<number>("counter", {
-          signal: controller.signal,
-          onOpen: () => opened.resolve(),
-        }),
+      const observed = await iterateOnceOpen((onOpen) =>
+        client.observeProperty<number>("counter", { signal: controller.signal, onOpen }),
       );
-      await within(opened.promise, "the event stream to open");
       securedBench.counter = 6;
       expect(await observed.waitFor(1, "a change")).toEqual([6]);
       securedBench.gate("secured").open();
@@ -1061,21 +1046,7 @@ describe("in a browser", () => {
   });
 
   it("dist/src/client loads as native ES modules in Chromium and talks to the server", async () => {
-    const browser = await within(
-      chromium.launch({
-        executablePath: "/usr/bin/chromium",
-        args: [
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-          "--no-first-run",
-        ],
-      }),
-      "Chromium to launch",
-    );
-    try {
+    await withChromium(async (browser) => {
       const page = await browser.newPage();
       const failures: string[] = [];
       page.on("pageerror", (error) => failures.push(error.message));
@@ -1093,8 +1064,6 @@ describe("in a browser", () => {
         firstByte: 0xff,
         problemStatus: 400,
       });
-    } finally {
-      await within(browser.close(), "Chromium to close");
-    }
+    });
   });
 });

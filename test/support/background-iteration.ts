@@ -2,7 +2,7 @@
  * Iterate an async iterable in the background, collecting what it yields: the test can
  * wait (bounded) until enough values have arrived, and then for the iteration to end.
  */
-import { WAIT_MS } from "./within.js";
+import { deferred, WAIT_MS, within } from "./within.js";
 
 export interface BackgroundIteration<T> {
   /** Everything yielded so far. */
@@ -66,4 +66,27 @@ export function iterateInBackground<T>(iterable: AsyncIterable<T>): BackgroundIt
       });
     },
   };
+}
+
+/**
+ * Start iterating a stream in the background, then wait (bounded) until it is open: `start`
+ * passes the `onOpen` it gets to the client, so no change is made before the server has
+ * the subscriber.
+ *
+ * @example
+ * ```ts
+ * const observed = await iterateOnceOpen((onOpen) =>
+ *   client.observeProperty<number>("counter", { signal, onOpen }),
+ * );
+ * thing.counter = 1;
+ * expect(await observed.waitFor(1, "a change")).toEqual([1]);
+ * ```
+ */
+export async function iterateOnceOpen<T>(
+  start: (onOpen: () => void) => AsyncIterable<T>,
+): Promise<BackgroundIteration<T>> {
+  const opened = deferred();
+  const iteration = iterateInBackground(start(() => opened.resolve()));
+  await within(opened.promise, "the event stream to open");
+  return iteration;
 }
