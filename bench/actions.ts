@@ -31,6 +31,8 @@ import { fileURLToPath } from "node:url";
 import {
   cpuMs,
   cpuProfileArgs,
+  driveEndpoint,
+  type Endpoint,
   environmentLines,
   failuresCell,
   int,
@@ -49,7 +51,6 @@ import {
   row,
   rule,
   runBench,
-  runLoad,
   type ServerChild,
   sleep,
   startRun,
@@ -89,12 +90,10 @@ const SERVER = fileURLToPath(new URL("./actions-server.ts", import.meta.url));
 const RESULTS = fileURLToPath(new URL("./results/actions.md", import.meta.url));
 const READY_TIMEOUT_MS = 15_000;
 
-interface Target {
+interface Target extends Endpoint {
   key: "noop" | "noopSync" | "get";
   label: string;
   method: "GET" | "POST";
-  path: string;
-  status: number;
 }
 const TARGETS: readonly Target[] = [
   {
@@ -148,18 +147,12 @@ async function getJson<T>(url: string): Promise<T> {
 /** One autocannon run of one target. */
 type Run = LoadRun;
 
-async function drive(server: Server, target: Target, seconds: number): Promise<Run> {
-  const { run } = await runLoad(
-    {
-      url: server.url + target.path,
-      method: target.method,
-      connections: CONNECTIONS,
-      pipelining: PIPELINING,
-      duration: seconds,
-    },
-    { expected: (status) => status === target.status, serverPid: server.pid },
-  );
-  return run;
+function drive(server: Server, target: Target, seconds: number): Promise<Run> {
+  return driveEndpoint(server, target, {
+    connections: CONNECTIONS,
+    pipelining: PIPELINING,
+    duration: seconds,
+  });
 }
 
 interface Throughput {

@@ -35,6 +35,8 @@ import { BENCH_THING, INITIAL, WRITTEN_SETPOINT } from "./peers-thing.js";
 import {
   type Child,
   cpuProfileArgs,
+  driveEndpoint,
+  type Endpoint,
   environmentLines,
   failuresCell,
   int,
@@ -51,7 +53,6 @@ import {
   row,
   rule,
   runBench,
-  runLoad,
   type ServerChild,
   type Stopped,
   sleep,
@@ -97,15 +98,6 @@ const VERSION = {
 /** The order of the peers in round `round`: flipped every round, so drift hits both. */
 const peersInOrder = (round: number): readonly Peer[] =>
   round % 2 === 0 ? PEERS : [...PEERS].reverse();
-
-/** One HTTP request a server is driven with, and the status that counts as answered. */
-interface Endpoint {
-  method: "GET" | "PUT" | "POST";
-  path: string;
-  status: number;
-  /** The JSON body, if any. */
-  json?: number;
-}
 
 /** A row of the report: one operation, the request each server is driven with. */
 interface Operation {
@@ -278,24 +270,12 @@ function observe(server: Server): Observer {
 /** One autocannon run of one endpoint on one server. */
 type Run = LoadRun;
 
-async function drive(server: Server, endpoint: Endpoint, seconds: number): Promise<Run> {
-  const { run } = await runLoad(
-    {
-      url: server.url + endpoint.path,
-      method: endpoint.method,
-      connections: CONNECTIONS,
-      pipelining: PIPELINING,
-      duration: seconds,
-      ...(endpoint.json === undefined
-        ? {}
-        : {
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify(endpoint.json),
-          }),
-    },
-    { expected: (status) => status === endpoint.status, serverPid: server.pid },
-  );
-  return run;
+function drive(server: Server, endpoint: Endpoint, seconds: number): Promise<Run> {
+  return driveEndpoint(server, endpoint, {
+    connections: CONNECTIONS,
+    pipelining: PIPELINING,
+    duration: seconds,
+  });
 }
 
 /** Runs per operation key and peer, in run order. */
