@@ -74,23 +74,16 @@ export function toProblem(
       headers,
     };
   }
-  if (error instanceof ThingFailureError) {
-    const problem = {
-      type: problemType(error.problemType),
-      title: STATUS_CODES[500]!,
-      status: 500,
-      detail: error.message,
-      instance,
-    };
-    return { problem, headers };
-  }
-  const unavailable = error instanceof LabThingsError && error.status === 503;
+  // Server-side errors whose message is for the client: a 503's reason, and what a
+  // Thing's own code (getter, setter) said. Anything else stays in the log.
+  const shown =
+    error instanceof ThingFailureError || (error instanceof LabThingsError && error.status === 503);
   return {
     problem: {
-      type: unavailable ? problemType(error.problemType) : "about:blank",
-      title: STATUS_CODES[unavailable ? 503 : 500]!,
-      status: unavailable ? 503 : 500,
-      detail: unavailable
+      type: shown ? problemType(error.problemType) : "about:blank",
+      title: STATUS_CODES[shown ? error.status : 500]!,
+      status: shown ? error.status : 500,
+      detail: shown
         ? error.message
         : "The server failed to handle this request; the server log has the details.",
       instance,

@@ -365,14 +365,6 @@ export class ThingServer {
       return sendProblem(reply, problem, headers);
     });
     // Callback style, not async: these run on every request.
-    app.addHook("onRequest", (request, _reply, done) => {
-      try {
-        checkUrlLength(request.raw.url ?? "", this.#limits);
-      } catch (error) {
-        return done(error as Error);
-      }
-      done();
-    });
     app.addHook("onRequest", (request, reply, done) => {
       if (!this.#closing) return done();
       reply.header("connection", "close");
@@ -382,17 +374,17 @@ export class ThingServer {
       );
       sendProblem(reply, problem);
     });
+    // What every request must pass before routing: the URL limit, then the token.
     const auth = this.#auth;
-    if (auth) {
-      app.addHook("onRequest", (request, _reply, done) => {
-        try {
-          auth.check(request);
-        } catch (error) {
-          return done(error as Error);
-        }
-        done();
-      });
-    }
+    app.addHook("onRequest", (request, _reply, done) => {
+      try {
+        checkUrlLength(request.raw.url ?? "", this.#limits);
+        auth?.check(request);
+      } catch (error) {
+        return done(error as Error);
+      }
+      done();
+    });
 
     const cors = this.#options.cors ?? false;
     if (cors) {

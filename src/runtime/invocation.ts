@@ -280,22 +280,18 @@ export class InvocationContext implements ActionContext {
 
 /**
  * The logger an action gets: every record goes to the server log (tagged with the
- * invocation) and is kept with the invocation for clients to read. The tagged child of
- * the server logger is made on the first record: most actions never log.
+ * invocation) and is kept with the invocation for clients to read. Made when an action
+ * first reads `ctx.logger` (InvocationContext): most actions never log.
  */
 export function invocationLogger(invocation: Invocation, serverLogger: ThingLogger): ThingLogger {
-  let tagged: ThingLogger | undefined;
-  const taggedLogger = () => {
-    tagged ??= serverLogger.child({ action: invocation.action, invocation: invocation.id });
-    return tagged;
-  };
+  const tagged = serverLogger.child({ action: invocation.action, invocation: invocation.id });
   const level = (name: InvocationLogRecord["level"]): LogFn =>
     ((fieldsOrMessage: object | string, message?: string) => {
       if (typeof fieldsOrMessage === "string") {
-        taggedLogger()[name](fieldsOrMessage);
+        tagged[name](fieldsOrMessage);
         invocation.record(name, fieldsOrMessage);
       } else {
-        taggedLogger()[name](fieldsOrMessage, message);
+        tagged[name](fieldsOrMessage, message);
         const err = (fieldsOrMessage as { err?: unknown }).err;
         // The invocation's log keeps the stack: it is how a lab user debugs their driver.
         const detail = err instanceof Error ? `: ${err.stack ?? err.message}` : "";

@@ -85,14 +85,7 @@ export function registerWebSocketRoutes(
       schema: { hide: true },
       config: { websocketEndpoint: true },
       // Before the upgrade, so a refusal is an ordinary 429 Problem Details answer.
-      preValidation: (request, _reply, done) => {
-        try {
-          context.longLived.assertRoomFor(request.ip);
-        } catch (error) {
-          return done(error as Error);
-        }
-        done();
-      },
+      preValidation: async (request) => context.longLived.assertRoomFor(request.ip),
       handler: async (_request, reply) =>
         reply
           .code(426)
