@@ -129,6 +129,39 @@ export class UnauthorizedError extends LabThingsError {
 }
 
 /**
+ * The token is valid but its role may not do this, e.g. a viewer's write (403). The
+ * detail names the role needed; `challenge` is the `WWW-Authenticate` header (RFC 6750
+ * `insufficient_scope`).
+ */
+export class ForbiddenError extends LabThingsError {
+  override readonly status = 403;
+  override readonly problemType = "forbidden";
+  constructor(
+    message: string,
+    readonly challenge: string,
+    /** The role the request needs. */
+    readonly requiredRole: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Too many invocations are waiting or running: try again later (503 with `Retry-After`).
+ */
+export class QueueFullError extends LabThingsError {
+  override readonly status = 503;
+  override readonly problemType = "queue-full";
+  constructor(
+    message: string,
+    /** Seconds after which a retry may succeed. */
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * A Thing's own code failed (a getter, a setter): 500, and unlike other 500s the detail
  * names what failed and says why, since the message comes from the instrument's driver.
  */

@@ -1,10 +1,10 @@
-import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import closeWithGrace from "close-with-grace";
 import type { ServerConfig } from "../config/config-schema.js";
 import { LOG_LEVELS } from "../config/config-schema.js";
 import { readConfigFile, resolveConfigPath, validateConfig } from "../config/load-config.js";
+import { readAccessTokens, readTlsFiles } from "../config/load-credentials.js";
 import { loadThings } from "../config/load-things.js";
 import { ConfigError } from "../errors.js";
 import { DEFAULTS, ThingServer } from "../http/thing-server.js";
@@ -19,7 +19,10 @@ Options:
   -H, --host HOST            interface to bind (default 127.0.0.1)
   -p, --port PORT            TCP port; 0 picks a free one (default 5000)
       --token-file FILE      require 'Authorization: Bearer <token>' with the token in FILE
-                             (or set LABTHINGS_TOKEN); TDs stay readable
+                             (or set LABTHINGS_TOKEN); TDs stay readable. Viewer tokens:
+                             auth.tokens in the config file
+      --tls-cert FILE        serve HTTPS (and WSS) with this PEM certificate ...
+      --tls-key FILE         ... and its private key
       --require-all          exit if any Thing fails to start (default: serve the others)
       --settings-dir DIR     where @setting values are saved (default ./settings,
                              or settingsDir in the config file)
@@ -44,6 +47,8 @@ async function resolveServeConfig(
         "shutdown-timeout": { type: "string" },
         "settings-dir": { type: "string" },
         "token-file": { type: "string" },
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
         "require-all": { type: "boolean" },
         "log-level": { type: "string" },
         "log-format": { type: "string" },
@@ -70,7 +75,19 @@ async function resolveServeConfig(
   }
   if (values["require-all"] !== undefined) overrides.requireAllThings = values["require-all"];
   if (values["token-file"] !== undefined) {
-    overrides.auth = { tokenFile: resolve(String(values["token-file"])) };
+    overrides.auth = { ...config.auth, tokenFile: resolve(String(values["token-file"])) };
+  }
+  if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
+    throw new ConfigError(
+      values["tls-cert"] === undefined ? "--tls-cert" : "--tls-key",
+      "HTTPS needs both --tls-cert and --tls-key",
+    );
+  }
+  if (values["tls-cert"] !== undefined) {
+    overrides.tls = {
+      certFile: resolve(String(values["tls-cert"])),
+      keyFile: resolve(String(values["tls-key"])),
+    };
   }
   if (values["log-level"] !== undefined) overrides.logLevel = values["log-level"];
   if (values["log-format"] !== undefined) overrides.logFormat = values["log-format"];
@@ -79,23 +96,6 @@ async function resolveServeConfig(
     baseDir,
     help: values.help === true,
   };
-}
-
-/** The bearer token: LABTHINGS_TOKEN, else the config's `auth.tokenFile`; none means no authentication. */
-async function readToken(config: ServerConfig, baseDir: string): Promise<string | undefined> {
-  const fromEnvironment = process.env.LABTHINGS_TOKEN;
-  if (fromEnvironment !== undefined && fromEnvironment.trim() !== "") return fromEnvironment.trim();
-  if (!config.auth) return undefined;
-  const file = resolveConfigPath(baseDir, config.auth.tokenFile);
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    throw new ConfigError("auth.tokenFile", `cannot read ${file}: ${(error as Error).message}`);
-  }
-  const token = text.trim();
-  if (token === "") throw new ConfigError("auth.tokenFile", `${file} is empty`);
-  return token;
 }
 
 /** 127.0.0.0/8, ::1 and localhost reach only this machine. */
@@ -118,7 +118,8 @@ export async function serve(args: string[]): Promise<void> {
     return;
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-  const authToken = await readToken(config, baseDir);
+  const authTokens = await readAccessTokens(config, baseDir);
+  const tls = await readTlsFiles(config, baseDir);
   const entries = await loadThings(config, baseDir);
   const server = new ThingServer(entries, {
     host: config.host,
@@ -126,7 +127,8 @@ export async function serve(args: string[]): Promise<void> {
     apiPrefix: config.apiPrefix,
     cors: config.cors,
     limits: config.limits,
-    authToken,
+    authTokens,
+    tls,
     requireAllThings: config.requireAllThings,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     trustProxy: config.trustProxy,
@@ -137,10 +139,16 @@ export async function serve(args: string[]): Promise<void> {
     logger,
   });
   const host = config.host ?? DEFAULTS.host;
-  if (authToken === undefined && !isLoopback(host)) {
+  if (authTokens.length === 0 && !isLoopback(host)) {
     logger.warn(
       { host },
       `listening on ${host} without authentication: anyone who can reach this machine can control its instruments`,
+    );
+  }
+  if (tls === undefined && !isLoopback(host)) {
+    logger.warn(
+      { host },
+      `listening on ${host} over plain HTTP: ${authTokens.length > 0 ? "tokens, " : ""}settings and images cross the network unencrypted, readable by anyone on it (give --tls-cert and --tls-key for HTTPS)`,
     );
   }
   const shutdownTimeoutMs = config.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs;
@@ -174,7 +182,10 @@ export async function serve(args: string[]): Promise<void> {
     graceful.uninstall();
     throw error;
   });
-  if (authToken !== undefined) logger.info("authentication on: requests need the bearer token");
+  if (authTokens.length > 0) {
+    const roles = [...new Set(authTokens.map((t) => t.role))].join(" and ");
+    logger.info(`authentication on: requests need a bearer token (${roles} tokens given)`);
+  }
   if (server.registry.failed.size > 0) {
     logger.error(
       { failed: Object.fromEntries(server.registry.failed) },

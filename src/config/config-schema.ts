@@ -45,10 +45,45 @@ export const ServerConfig = Type.Object(
     auth: Type.Optional(
       Type.Object(
         {
-          tokenFile: Type.String({
+          tokenFile: Type.Optional(
+            Type.String({
+              minLength: 1,
+              description:
+                "File holding the operator's bearer token (relative to this file); LABTHINGS_TOKEN in the environment wins over it.",
+            }),
+          ),
+          tokens: Type.Optional(
+            Type.Array(
+              Type.Object(
+                {
+                  file: Type.String({
+                    minLength: 1,
+                    description: "File holding the token (relative to this file).",
+                  }),
+                  role: Type.Union([Type.Literal("viewer"), Type.Literal("operator")], {
+                    description:
+                      "viewer: reads, observation, streams, invocation status, blobs; operator: also writes, actions, cancel.",
+                  }),
+                },
+                { additionalProperties: false },
+              ),
+              { minItems: 1 },
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          certFile: Type.String({
             minLength: 1,
-            description:
-              "File holding the bearer token (relative to this file); LABTHINGS_TOKEN in the environment wins over it.",
+            description: "PEM certificate (chain) for HTTPS, relative to this file.",
+          }),
+          keyFile: Type.String({
+            minLength: 1,
+            description: "PEM private key of the certificate, unencrypted, relative to this file.",
           }),
         },
         { additionalProperties: false },
@@ -64,6 +99,7 @@ export const ServerConfig = Type.Object(
           headersTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
           requestTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
           streamsPerClient: Type.Optional(Type.Integer({ minimum: 0 })),
+          pendingInvocations: Type.Optional(Type.Integer({ minimum: 0 })),
         },
         { additionalProperties: false },
       ),

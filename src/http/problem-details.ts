@@ -7,9 +7,11 @@ import type { Socket } from "node:net";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { FieldError } from "../errors.js";
 import {
+  ForbiddenError,
   InvalidInputError,
   LabThingsError,
   MethodNotAllowedError,
+  QueueFullError,
   ThingFailureError,
   UnauthorizedError,
 } from "../errors.js";
@@ -39,12 +41,16 @@ interface HttpishError {
   message?: string;
 }
 
-/** Map any thrown value to Problem Details plus the headers that go with it. */
+/**
+ * Map any thrown value to Problem Details plus the headers that go with it. `url` (the
+ * request's) becomes `instance` without its access token.
+ */
 export function toProblem(
   error: unknown,
-  instance: string,
+  url: string,
 ): { problem: ProblemDetails; headers: Record<string, string> } {
   const headers: Record<string, string> = {};
+  const instance = redactToken(url);
   if (error instanceof LabThingsError && error.status < 500) {
     const problem: ProblemDetails = {
       type: problemType(error.problemType),
@@ -56,7 +62,9 @@ export function toProblem(
     if (error instanceof InvalidInputError && error.errors.length > 0)
       problem.errors = error.errors;
     if (error instanceof MethodNotAllowedError) headers.allow = error.allow.join(", ");
-    if (error instanceof UnauthorizedError) headers["www-authenticate"] = error.challenge;
+    if (error instanceof UnauthorizedError || error instanceof ForbiddenError) {
+      headers["www-authenticate"] = error.challenge;
+    }
     return { problem, headers };
   }
   // Errors Fastify raises for the request itself (body too large, bad JSON, bad media type).
@@ -78,6 +86,7 @@ export function toProblem(
   // Thing's own code (getter, setter) said. Anything else stays in the log.
   const shown =
     error instanceof ThingFailureError || (error instanceof LabThingsError && error.status === 503);
+  if (error instanceof QueueFullError) headers["retry-after"] = String(error.retryAfterSeconds);
   return {
     problem: {
       type: shown ? problemType(error.problemType) : "about:blank",

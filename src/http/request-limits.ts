@@ -9,6 +9,7 @@ import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyBaseLogger } from "fastify";
 import { InvalidInputError, RequestTooLargeError } from "../errors.js";
+import { DEFAULT_MAX_PENDING_INVOCATIONS } from "../runtime/invocation-manager.js";
 import { problemType, writeProblemToSocket } from "./problem-details.js";
 
 export interface RequestLimits {
@@ -26,6 +27,8 @@ export interface RequestLimits {
   requestTimeoutMs: number;
   /** Open streams, event streams and websockets per client address (429); 0: no cap. */
   streamsPerClient: number;
+  /** Action invocations accepted and not yet finished, server-wide (503 + Retry-After); 0: no cap. */
+  pendingInvocations: number;
 }
 
 export const DEFAULT_LIMITS: RequestLimits = {
@@ -36,6 +39,7 @@ export const DEFAULT_LIMITS: RequestLimits = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   streamsPerClient: 64,
+  pendingInvocations: DEFAULT_MAX_PENDING_INVOCATIONS,
 };
 
 /** How often Node checks connections against the timeouts (its default is 30 s). */

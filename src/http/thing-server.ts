@@ -10,6 +10,7 @@
  *   report names what hung.
  */
 
+import type { X509Certificate } from "node:crypto";
 import { type IncomingMessage, METHODS, type ServerResponse, STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import corsPlugin from "@fastify/cors";
@@ -31,7 +32,13 @@ import { SettingsStore } from "../runtime/settings-store.js";
 import { settleWithin } from "../runtime/settle.js";
 import type { ThingEntry } from "../runtime/thing-registry.js";
 import { ThingRegistry } from "../runtime/thing-registry.js";
-import { BEARER_SECURITY, BearerAuthentication, redactToken } from "./authentication.js";
+import {
+  type AccessToken,
+  BEARER_SECURITY,
+  BearerAuthentication,
+  redactedRequest,
+  redactToken,
+} from "./authentication.js";
 import { EventStreams } from "./event-stream.js";
 import { LongLivedRegistry } from "./long-lived-registry.js";
 import { registerDocsPages, registerOpenApi } from "./openapi.js";
@@ -45,6 +52,7 @@ import {
   type RequestLimits,
 } from "./request-limits.js";
 import type { RouteContext } from "./route-context.js";
+import { registerAccessRoute } from "./routes/access.js";
 import { blobPath, registerActionRoutes } from "./routes/actions.js";
 import { registerDescriptionRoutes } from "./routes/descriptions.js";
 import { registerEventRoutes } from "./routes/events.js";
@@ -52,6 +60,7 @@ import { registerIndexPage } from "./routes/index-page.js";
 import { registerPropertyRoutes } from "./routes/properties.js";
 import { registerStreamRoutes } from "./routes/streams.js";
 import { refuseStrayHandshakes, registerWebSocketRoutes } from "./routes/websocket.js";
+import { certificateWarnings, checkTlsPair, type TlsOptions } from "./tls.js";
 
 export interface ThingServerOptions {
   /** Interface to bind; default `127.0.0.1` (loopback only). */
@@ -72,8 +81,15 @@ export interface ThingServerOptions {
    * Turn on bearer-token authentication: every route except the Thing Descriptions, API
    * docs and dashboard shell answers 401 without `Authorization: Bearer <token>` (or
    * `?access_token=` on a GET), and TDs declare the `bearer` scheme. At least 16 characters.
+   * This token has the `operator` role (it may do everything).
    */
   authToken?: string;
+  /**
+   * More tokens, each with a role: `viewer` (reads, observation, streams, invocation
+   * status, blobs) or `operator` (also writes, actions, cancel). A viewer's write or
+   * invocation is 403 Problem Details naming the role needed. Beside `authToken` or alone.
+   */
+  authTokens?: AccessToken[];
   /**
    * Refuse to start when any Thing's `start()` fails. Default false: the failed Thing
    * (and the Things whose slots hold it) are set aside, their URLs answer 503 naming the
@@ -90,6 +106,11 @@ export interface ThingServerOptions {
   settingsDir?: string;
   /** Most finished invocations kept; the oldest go first. Default 1000. */
   maxRetainedInvocations?: number;
+  /**
+   * Serve HTTPS (and websockets as WSS) with this PEM certificate and key; TDs' `base` is
+   * then `https:`. Checked at construction: a key that does not fit is a ConfigError.
+   */
+  tls?: TlsOptions;
   logger?: Logger;
 }
 
@@ -140,6 +161,7 @@ export class ThingServer {
   readonly #prefix: string;
   readonly #limits: RequestLimits;
   readonly #auth: BearerAuthentication | undefined;
+  readonly #certificate: X509Certificate | undefined;
   #app: FastifyInstance | undefined;
   #url: string | undefined;
   #closing: Promise<ShutdownReport> | undefined;
@@ -160,11 +182,18 @@ export class ThingServer {
       );
     }
     this.longLived = new LongLivedRegistry(this.#limits.streamsPerClient);
+    const tokens: AccessToken[] = [
+      ...(options.authToken === undefined
+        ? []
+        : [{ token: options.authToken, role: "operator" as const }]),
+      ...(options.authTokens ?? []),
+    ];
     this.#auth =
-      options.authToken === undefined
+      tokens.length === 0
         ? undefined
         : // Swagger UI's routes are a plugin's: public by path; ours say `config.public`.
-          new BearerAuthentication(options.authToken, [`${this.#prefix}/docs`]);
+          new BearerAuthentication(tokens, [`${this.#prefix}/docs`]);
+    this.#certificate = options.tls ? checkTlsPair(options.tls) : undefined;
     this.registry = new ThingRegistry(entries, this.logger);
     this.#entries = entries;
     this.settings = new SettingsStore(options.settingsDir, this.registry.validator, this.logger);
@@ -176,6 +205,7 @@ export class ThingServer {
       blobHref: (id) => blobPath(this.#prefix, id),
       retentionMs: options.actionRetentionMs,
       maxRetained: options.maxRetainedInvocations,
+      maxPending: this.#limits.pendingInvocations,
     });
     this.observation = new ObservationHub(this.registry, this.invocations, this.logger);
   }
@@ -215,7 +245,13 @@ export class ThingServer {
       await this.#app.listen({ host, port: this.#options.port ?? DEFAULTS.port });
       const address = this.#app.server.address();
       const port = typeof address === "object" && address ? address.port : this.#options.port;
-      this.#url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+      const scheme = this.#certificate ? "https" : "http";
+      this.#url = `${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+      if (this.#certificate) {
+        for (const warning of certificateWarnings(this.#certificate, host)) {
+          this.logger.warn({ host }, warning);
+        }
+      }
       return this.url;
     } catch (error) {
       await this.registry.stopAll(timeoutMs);
@@ -305,11 +341,18 @@ export class ThingServer {
 
   async #buildApp(): Promise<FastifyInstance> {
     const app = Fastify({
-      loggerInstance: this.logger as FastifyBaseLogger,
+      // Every log line about a request (Fastify's own too) shows its URL without the token.
+      loggerInstance: this.logger.child(
+        {},
+        { serializers: { req: redactedRequest } },
+      ) as FastifyBaseLogger,
       logController: new QuietRequestLog(),
       bodyLimit: this.#limits.bodyBytes,
       requestTimeout: this.#limits.requestTimeoutMs,
-      http: httpServerOptions(this.#limits),
+      // https.createServer takes http.createServer's options too: the limits hold for both.
+      ...(this.#options.tls
+        ? { https: { ...httpServerOptions(this.#limits), ...this.#options.tls } }
+        : { http: httpServerOptions(this.#limits) }),
       clientErrorHandler: clientErrorHandler(this.#limits, this.logger as FastifyBaseLogger),
       trustProxy: this.#options.trustProxy ?? false,
       // Our own onRequest hook answers 503 with Problem Details instead.
@@ -420,6 +463,7 @@ export class ThingServer {
     await app.register(
       async (api) => {
         registerIndexPage(api, context);
+        registerAccessRoute(api, this.#auth);
         registerDescriptionRoutes(api, context);
         registerPropertyRoutes(api, context);
         registerStreamRoutes(api, context, this.longLived);
@@ -440,16 +484,18 @@ export class ThingServer {
   }
 
   #trackSockets(app: FastifyInstance): void {
+    // TCP sockets, also under TLS: one still in its handshake has no request yet and must
+    // be closed at shutdown like any idle one.
     app.server.on("connection", (socket: Socket) => {
       this.#sockets.set(socket, 0);
       socket.once("close", () => this.#sockets.delete(socket));
     });
     // An upgraded socket (websocket) is long-lived: the registry ends it, not this sweep.
     app.server.on("upgrade", (request: IncomingMessage) => {
-      this.#sockets.set(request.socket, Number.POSITIVE_INFINITY);
+      this.#sockets.set(tcpSocketOf(request), Number.POSITIVE_INFINITY);
     });
     app.server.on("request", (request: IncomingMessage, response: ServerResponse) => {
-      const socket = request.socket;
+      const socket = tcpSocketOf(request);
       this.#sockets.set(socket, (this.#sockets.get(socket) ?? 0) + 1);
       response.once("close", () => {
         const active = this.#sockets.get(socket);
@@ -495,6 +541,14 @@ class QuietRequestLog extends LogController {
       "request",
     );
   }
+}
+
+/**
+ * The TCP socket under a request: under TLS `request.socket` is the TLSSocket wrapping it
+ * (Node keeps the wrapped socket as `_parent`, stable since Node 0.x but undocumented).
+ */
+function tcpSocketOf(request: IncomingMessage): Socket {
+  return (request.socket as Socket & { _parent?: Socket })._parent ?? request.socket;
 }
 
 function decodeSegment(segment: string): string {

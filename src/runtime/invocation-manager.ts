@@ -5,7 +5,13 @@
  * everything at shutdown.
  */
 import { performance } from "node:perf_hooks";
-import { ConflictError, InvalidInputError, LabThingsError, NotFoundError } from "../errors.js";
+import {
+  ConflictError,
+  InvalidInputError,
+  LabThingsError,
+  NotFoundError,
+  QueueFullError,
+} from "../errors.js";
 import { type ActionDeclaration, BlobOutput } from "../model/action.js";
 import type { ThingLogger } from "../model/logger.js";
 import type { SchemaValidator } from "../model/schema-validator.js";
@@ -29,7 +35,18 @@ export interface InvocationManagerOptions {
   maxRetained?: number;
   /** After a cancel, how long before an action still running is reported as ignoring it. Default 5 s. */
   ignoredAbortGraceMs?: number;
+  /**
+   * Most invocations accepted and not yet finished (waiting for a lock, or running); past
+   * it `invoke` throws QueueFullError (503 with Retry-After). Default 1000; 0: no cap.
+   */
+  maxPending?: number;
 }
+
+/** Default cap on invocations not yet finished (`limits.pendingInvocations`). */
+export const DEFAULT_MAX_PENDING_INVOCATIONS = 1000;
+
+/** What a refused invocation's Retry-After says: long enough for a queued move or two. */
+const QUEUE_FULL_RETRY_AFTER_S = 1;
 
 /** An error thrown when an action returns a value its output schema does not allow. */
 export class OutputValidationError extends LabThingsError {}
@@ -44,6 +61,8 @@ export class InvocationManager {
   readonly #finished = new Map<Invocation, number>();
   /** Invocations whose output is a blob: only these have blobs to remove when forgotten. */
   readonly #withBlobs = new Set<Invocation>();
+  /** Invocations accepted and not yet finished, counted against `maxPending`. */
+  #unfinished = 0;
   /** One timer for all finished invocations, due when the oldest expires. */
   #sweepTimer: NodeJS.Timeout | undefined;
   readonly #options: Required<InvocationManagerOptions>;
@@ -59,12 +78,15 @@ export class InvocationManager {
       retentionMs: options.retentionMs ?? 5 * 60_000,
       maxRetained: options.maxRetained ?? 1000,
       ignoredAbortGraceMs: options.ignoredAbortGraceMs ?? 5000,
+      maxPending: options.maxPending ?? DEFAULT_MAX_PENDING_INVOCATIONS,
     };
   }
 
   /**
    * Start an invocation. Input is validated first: a bad input throws InvalidInputError
    * and no invocation exists. A lock declared fail-fast that is held throws ConflictError.
+   * With `maxPending` invocations unfinished already it throws QueueFullError: a flood of
+   * requests is refused instead of queued without bound.
    */
   invoke(exposed: ExposedThing, actionName: string, input: unknown): Invocation {
     const declaration = exposed.action(actionName);
@@ -87,6 +109,13 @@ export class InvocationManager {
         `'${exposed.name}/${actionName}' needs lock '${lock.name}', held by ${this.#options.locks.holder(lock.name)}`,
       );
     }
+    const { maxPending } = this.#options;
+    if (maxPending > 0 && this.#unfinished >= maxPending) {
+      throw new QueueFullError(
+        `${this.#unfinished} action invocations are waiting or running, the most this server takes (limits.pendingInvocations); try again when some have finished`,
+        QUEUE_FULL_RETRY_AFTER_S,
+      );
+    }
     const listening = this.#listeners.size > 0;
     const invocation = new Invocation(
       exposed.name,
@@ -95,6 +124,7 @@ export class InvocationManager {
       listening ? this.#notify : undefined,
     );
     this.#invocations.set(invocation.id, invocation);
+    this.#unfinished += 1;
     if (listening) this.#notify(invocation);
     void this.#run(invocation, exposed, declaration);
     return invocation;
@@ -127,6 +157,11 @@ export class InvocationManager {
 
   get size(): number {
     return this.#invocations.size;
+  }
+
+  /** Invocations accepted and not yet finished (waiting for a lock, or running). */
+  get unfinished(): number {
+    return this.#unfinished;
   }
 
   /**
@@ -214,6 +249,7 @@ export class InvocationManager {
       }
     } finally {
       release?.();
+      this.#unfinished -= 1;
       if (invocation.finished) this.#retain(invocation);
     }
   }

@@ -29,6 +29,8 @@ const RESERVED_THING_NAMES = new Set([
   "docs",
   "openapi.json",
   "_dashboard",
+  "access",
+  "settings",
 ]);
 
 export interface StopReport {

@@ -17,11 +17,33 @@ export interface RawResponse {
 
 /** GET with the path sent exactly as given (no `..` or `%2e` normalisation). */
 export function rawGet(base: string, path: string): Promise<RawResponse> {
+  return rawRequest(base, path, "GET");
+}
+
+/**
+ * POST `body` as JSON on a connection of its own (no keep-alive pool): a client that
+ * floods a server opens many of them.
+ */
+export function rawPost(url: string, body: unknown): Promise<RawResponse> {
+  const { origin, pathname, search } = new URL(url);
+  return rawRequest(origin, pathname + search, "POST", JSON.stringify(body));
+}
+
+function rawRequest(
+  base: string,
+  path: string,
+  method: string,
+  json?: string,
+): Promise<RawResponse> {
   const url = new URL(base);
+  const headers =
+    json === undefined
+      ? {}
+      : { "content-type": "application/json", "content-length": Buffer.byteLength(json) };
   return within(
     new Promise<RawResponse>((resolve, reject) => {
       const req = request(
-        { host: url.hostname, port: url.port, path, method: "GET", agent: false },
+        { host: url.hostname, port: url.port, path, method, agent: false, headers },
         (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -36,9 +58,9 @@ export function rawGet(base: string, path: string): Promise<RawResponse> {
         },
       );
       req.on("error", reject);
-      req.end();
+      req.end(json);
     }),
-    `GET ${path}`,
+    `${method} ${path}`,
   );
 }
 
