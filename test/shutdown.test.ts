@@ -459,10 +459,13 @@ describe("a Thing whose stop() never returns", () => {
     cli.signal("SIGTERM");
     await cli.waitForLog((line) => line.msg === "shutting down", "'shutting down'");
     await within(idle.closed, "the server to close the idle keep-alive connection");
+    // Finish the PUT within the grace a request still receiving its body gets (1 s).
+    active.socket.write("500");
+    await active.responses(3, "the PUT's answer");
     await cli.waitForLog(stopEntered, "the shutdown to reach the stuck Thing's stop()");
 
-    // Finish the PUT, and send a new request behind it on the same connection.
-    active.socket.write("500GET /stage/speed HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    // A new request behind it on the same connection.
+    active.socket.write("GET /stage/speed HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     await within(active.closed, "the server to close the connection after its 503");
     const [, continued, written, refused, ...more] = parseResponses(active.text);
     expect(

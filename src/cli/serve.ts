@@ -1,13 +1,14 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import closeWithGrace from "close-with-grace";
+import type { Logger } from "pino";
 import type { ServerConfig } from "../config/config-schema.js";
 import { LOG_LEVELS } from "../config/config-schema.js";
 import { readConfigFile, resolveConfigPath, validateConfig } from "../config/load-config.js";
 import { readAccessTokens, readTlsFiles } from "../config/load-credentials.js";
 import { loadThings } from "../config/load-things.js";
 import { ConfigError } from "../errors.js";
-import { DEFAULTS, ThingServer } from "../http/thing-server.js";
+import { DEFAULTS, describeUnsaved, ThingServer } from "../http/thing-server.js";
 import { createLogger } from "../logging/logger.js";
 
 export const SERVE_USAGE = `Usage: labthings-ts serve [options]
@@ -98,6 +99,22 @@ async function resolveServeConfig(
   };
 }
 
+/**
+ * The process is about to exit without the shutdown sequence: write every setting not yet
+ * on disk, synchronously (no callback will ever run again), and say what could not be.
+ */
+function saveSettingsNow(server: ThingServer, logger: Logger, why: string): void {
+  const unsaved = server.settings.flushSync();
+  if (unsaved.length === 0) {
+    logger.warn(`${why}: exiting now (settings are saved)`);
+    return;
+  }
+  logger.error(
+    { unsaved },
+    `${why}: exiting now; settings NOT saved, lost: ${unsaved.map(describeUnsaved).join("; ")}`,
+  );
+}
+
 /** 127.0.0.0/8, ::1 and localhost reach only this machine. */
 function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
@@ -158,8 +175,10 @@ export async function serve(args: string[]): Promise<void> {
       // The server enforces its own deadline; this one only catches a sequence that wedged.
       delay: shutdownTimeoutMs + 1000,
       logger: false,
-      onSecondSignal: (signal) => logger.warn({ signal }, "second signal: exiting now"),
-      onTimeout: (ms) => logger.error({ ms }, "shutdown did not finish: exiting now"),
+      // Exiting at once skips the sequence: write pending settings first, blocking.
+      onSecondSignal: (signal) => saveSettingsNow(server, logger, `second ${signal}`),
+      onSecondError: (err) => saveSettingsNow(server, logger, `error during shutdown (${err})`),
+      onTimeout: (ms) => saveSettingsNow(server, logger, `shutdown did not finish in ${ms} ms`),
     },
     async ({ signal, err }) => {
       if (err) logger.error({ err }, "fatal error, shutting down");

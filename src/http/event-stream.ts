@@ -47,6 +47,8 @@ export interface EventStreamSpec {
   endAfter?: (notification: Notification) => boolean;
   /** End right after the initial messages (there is nothing more to come). */
   endAfterInitial?: boolean;
+  /** At shutdown, end only once this settles (its final message is still to come). */
+  finalMessage?: Promise<unknown>;
 }
 
 /** Opens SSE responses: replay after Last-Event-ID, then live notifications; registered as long-lived. */
@@ -88,6 +90,7 @@ export class EventStreams {
       kind: "sse",
       label,
       client: request.ip,
+      finalMessage: spec.finalMessage,
       end: () => connection.end(),
       destroy: () => connection.destroy(),
     });

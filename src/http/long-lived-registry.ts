@@ -14,6 +14,11 @@ export interface LongLivedResponse {
   readonly label: string;
   /** The client's address, counted against the per-address cap. */
   readonly client?: string;
+  /**
+   * At shutdown, end it only once this settles: its last message is still to come (an
+   * invocation's final status, sent when the aborted action has stopped).
+   */
+  readonly finalMessage?: Promise<unknown>;
   /** End it cleanly for the client: closing delimiter, end of event stream, close frame 1001. */
   end(): void;
   /** Cut the connection (the clean end did not finish in time). */
@@ -30,7 +35,8 @@ export interface EndAllReport {
 export class LongLivedRegistry {
   readonly #open = new Set<LongLivedResponse>();
   readonly #perClient = new Map<string, number>();
-  #emptied: (() => void) | undefined;
+  /** Told whenever a response leaves (for endAll's wait). */
+  readonly #closeWatchers = new Set<() => void>();
 
   /** @param maxPerClient open responses one client address may hold; 0 for no cap. */
   constructor(readonly maxPerClient = 0) {}
@@ -67,7 +73,7 @@ export class LongLivedRegistry {
         if (left > 0) this.#perClient.set(client, left);
         else this.#perClient.delete(client);
       }
-      if (this.#open.size === 0) this.#emptied?.();
+      for (const watcher of [...this.#closeWatchers]) watcher();
     };
   }
 
@@ -83,30 +89,39 @@ export class LongLivedRegistry {
   }
 
   /**
-   * End every open response, wait until their sockets have closed, but no longer than
-   * `graceMs`; then destroy what is left and report it by name.
+   * End every open response (or those `which` picks), wait until their sockets have
+   * closed, but no longer than `graceMs`; then destroy what is left of them and report it
+   * by name.
    */
-  async endAll(graceMs: number): Promise<EndAllReport> {
-    const ended = this.#open.size;
-    for (const response of [...this.#open]) {
+  async endAll(
+    graceMs: number,
+    which: (response: LongLivedResponse) => boolean = () => true,
+  ): Promise<EndAllReport> {
+    const chosen = [...this.#open].filter(which);
+    for (const response of chosen) {
       try {
         response.end();
       } catch {
         response.destroy();
       }
     }
-    if (this.#open.size > 0) {
+    const stillOpen = () => chosen.filter((response) => this.#open.has(response));
+    if (stillOpen().length > 0) {
       let timer: NodeJS.Timeout | undefined;
+      let watcher: (() => void) | undefined;
       await new Promise<void>((resolve) => {
-        this.#emptied = resolve;
+        watcher = () => {
+          if (stillOpen().length === 0) resolve();
+        };
+        this.#closeWatchers.add(watcher);
         timer = setTimeout(resolve, graceMs);
       });
       clearTimeout(timer);
-      this.#emptied = undefined;
+      if (watcher) this.#closeWatchers.delete(watcher);
     }
-    const destroyed = [...this.#open].map((response) => response.label);
-    for (const response of [...this.#open]) response.destroy();
-    return { ended, destroyed };
+    const left = stillOpen();
+    for (const response of left) response.destroy();
+    return { ended: chosen.length, destroyed: left.map((response) => response.label) };
   }
 
   /** Destroy everything at once (the hard deadline). Returns the labels. */

@@ -3,16 +3,17 @@
  *
  * start: Things constructed and slots connected (ThingRegistry) → Things started in
  *   dependency order → routes built from their declarations → listen.
- * close: stop accepting (503 Problem Details on open keep-alive sockets) → end every
- *   long-lived response (MJPEG closing delimiter, end of SSE responses, websocket close
- *   1001) → abort running actions → stop Things in reverse start order, each bounded →
- *   close the HTTP server; a hard deadline destroys whatever is still open and the
- *   report names what hung.
+ * close: flush settings → stop accepting (503 Problem Details on open keep-alive sockets)
+ *   → abort running actions → end every long-lived response (MJPEG closing delimiter, end
+ *   of SSE responses, websocket close 1001; an invocation's watchers after its final
+ *   status) → cut requests whose body has not arrived after a short grace → stop Things
+ *   in reverse start order, each bounded → flush settings again → close the HTTP server;
+ *   a hard deadline destroys whatever is still open and the report names what hung and
+ *   every setting not saved.
  */
 
 import type { X509Certificate } from "node:crypto";
-import { type IncomingMessage, METHODS, type ServerResponse, STATUS_CODES } from "node:http";
-import type { Socket } from "node:net";
+import { METHODS, STATUS_CODES } from "node:http";
 import corsPlugin from "@fastify/cors";
 import websocketPlugin from "@fastify/websocket";
 import Fastify, {
@@ -28,7 +29,7 @@ import { ConfigError, NotFoundError, ThingLifecycleError, UnavailableError } fro
 import { BlobStore } from "../runtime/blob-store.js";
 import { InvocationManager } from "../runtime/invocation-manager.js";
 import { ObservationHub } from "../runtime/observation-hub.js";
-import { SettingsStore } from "../runtime/settings-store.js";
+import { SettingsStore, type UnsavedSetting } from "../runtime/settings-store.js";
 import { settleWithin } from "../runtime/settle.js";
 import type { ThingEntry } from "../runtime/thing-registry.js";
 import { ThingRegistry } from "../runtime/thing-registry.js";
@@ -39,6 +40,7 @@ import {
   redactedRequest,
   redactToken,
 } from "./authentication.js";
+import { ConnectionTracker } from "./connection-tracker.js";
 import { EventStreams } from "./event-stream.js";
 import { LongLivedRegistry } from "./long-lived-registry.js";
 import { registerDocsPages, registerOpenApi } from "./openapi.js";
@@ -58,6 +60,7 @@ import { registerDescriptionRoutes } from "./routes/descriptions.js";
 import { registerEventRoutes } from "./routes/events.js";
 import { registerIndexPage } from "./routes/index-page.js";
 import { registerPropertyRoutes } from "./routes/properties.js";
+import { registerSettingsStatusRoute } from "./routes/settings-status.js";
 import { registerStreamRoutes } from "./routes/streams.js";
 import { refuseStrayHandshakes, registerWebSocketRoutes } from "./routes/websocket.js";
 import { certificateWarnings, checkTlsPair, type TlsOptions } from "./tls.js";
@@ -121,14 +124,18 @@ export interface ShutdownReport {
   hungThings: string[];
   /** Things whose `stop()` threw. */
   failedThings: string[];
-  /** Every pending setting change was written. */
+  /** Every setting is on disk as it is now. */
   settingsSaved: boolean;
+  /** Settings whose value is not on disk (`camera.exposureTime = 20000 (camera.json: EROFS …)`): lost at exit. */
+  unsavedSettings: string[];
   /** Action invocations that ignored their abort signal and were abandoned. */
   abandonedInvocations: string[];
   /** Long-lived responses (streams) open when shutdown began, all ended by the server. */
   responsesEnded: number;
   /** Labels of long-lived responses that did not close in time and were cut. */
   responsesDestroyed: string[];
+  /** Requests still receiving their body after the grace, answered 503 and cut. */
+  requestsCut: string[];
   /** The deadline passed and open sockets were destroyed. */
   forced: boolean;
 }
@@ -138,6 +145,9 @@ const ACTION_ABORT_GRACE_MS = 2000;
 
 /** How long ended streams get to close their sockets before they are cut. */
 const STREAM_END_GRACE_MS = 1000;
+
+/** How long a request still receiving its body at shutdown gets before it is cut. */
+const REQUEST_BODY_GRACE_MS = 1000;
 
 export const DEFAULTS = {
   host: "127.0.0.1",
@@ -165,8 +175,8 @@ export class ThingServer {
   #app: FastifyInstance | undefined;
   #url: string | undefined;
   #closing: Promise<ShutdownReport> | undefined;
-  /** Open sockets and how many of their requests are in progress. */
-  readonly #sockets = new Map<Socket, number>();
+  /** Open connections and their requests in progress, for shutdown. */
+  readonly #connections = new ConnectionTracker();
 
   constructor(entries: readonly ThingEntry[], options: ThingServerOptions = {}) {
     this.#options = options;
@@ -240,7 +250,7 @@ export class ThingServer {
       // A signal during start-up: do not start listening after close() has run.
       if (this.#closing) throw new UnavailableError("the server was closed while starting");
       this.#app = await this.#buildApp();
-      this.#trackSockets(this.#app);
+      this.#connections.attach(this.#app.server);
       const host = this.#options.host ?? DEFAULTS.host;
       await this.#app.listen({ host, port: this.#options.port ?? DEFAULTS.port });
       const address = this.#app.server.address();
@@ -275,49 +285,90 @@ export class ThingServer {
       hungThings: [],
       failedThings: [],
       settingsSaved: true,
+      unsavedSettings: [],
       abandonedInvocations: [],
       responsesEnded: 0,
       responsesDestroyed: [],
+      requestsCut: [],
       forced: false,
     };
 
-    // 1. Stop accepting: the listener closes now, idle keep-alive sockets close, and
+    // 1. Settings first: every acknowledged change is on its way to disk before anything
+    //    else can go wrong (a second signal then writes what is left, synchronously).
+    const firstFlush = this.settings.flush();
+    // 2. Stop accepting: the listener closes now, idle keep-alive sockets close, and
     //    requests on busy ones get 503 (onRequest hook).
     const httpClosed = this.#app ? this.#app.close() : Promise.resolve();
-    // Node keeps a connection that has not sent a request yet (browsers and fetch open
-    // spares); with no request in progress nothing is lost by closing it now.
-    for (const [socket, active] of this.#sockets) if (active === 0) socket.destroy();
-    // 2. End every long-lived response ourselves, before waiting for anything: nothing
-    //    else would ever end them (the seed bug). Cut the ones that do not close soon.
-    const ended = await this.longLived.endAll(Math.min(STREAM_END_GRACE_MS, remaining()));
-    report.responsesEnded = ended.ended;
-    report.responsesDestroyed = ended.destroyed;
-    if (ended.destroyed.length > 0) {
+    this.#connections.destroyIdle();
+    // 3. Abort running actions: their signals fire now, and the actions settle (bounded)
+    //    while the streams end.
+    const actionsSettled = this.invocations.abortAll(Math.min(ACTION_ABORT_GRACE_MS, remaining()));
+    // 4. End every long-lived response ourselves, before waiting for anything: nothing
+    //    else would ever end them (the seed bug). Watchers of a running invocation end
+    //    after its final status (cancelled), once its action has stopped.
+    const streamsEnded = this.longLived.endAll(
+      Math.min(STREAM_END_GRACE_MS, remaining()),
+      (response) => response.finalMessage === undefined,
+    );
+    const watchersEnded = actionsSettled.then(() =>
+      this.longLived.endAll(
+        Math.min(STREAM_END_GRACE_MS, remaining()),
+        (response) => response.finalMessage !== undefined,
+      ),
+    );
+    // 5. A request still receiving its body gets a short grace, then a 503 and the end of
+    //    its connection.
+    const bodiesCut = this.#connections.cutIncompleteBodies(
+      Math.min(REQUEST_BODY_GRACE_MS, remaining()),
+    );
+    const [ended, watchers, abandoned, cut] = await Promise.all([
+      streamsEnded,
+      watchersEnded,
+      actionsSettled,
+      bodiesCut,
+    ]);
+    report.responsesEnded = ended.ended + watchers.ended;
+    report.responsesDestroyed = [...ended.destroyed, ...watchers.destroyed];
+    report.abandonedInvocations = abandoned;
+    report.requestsCut = cut;
+    if (report.responsesDestroyed.length > 0) {
       this.logger.warn(
-        { responses: ended.destroyed },
+        { responses: report.responsesDestroyed },
         "long-lived responses did not close in time and were cut",
       );
     }
-    // 3. Abort running actions (their AbortSignal) and let them settle, bounded.
-    report.abandonedInvocations = await this.invocations.abortAll(
-      Math.min(ACTION_ABORT_GRACE_MS, remaining()),
-    );
-    if (report.abandonedInvocations.length > 0) {
+    if (abandoned.length > 0) {
       this.logger.error(
-        { invocations: report.abandonedInvocations },
+        { invocations: abandoned },
         "actions ignored their abort signal and were abandoned",
       );
     }
-    // 4. Stop every Thing in reverse start order, each bounded by what is left.
+    if (cut.length > 0) {
+      this.logger.warn({ requests: cut }, "requests whose body did not arrive in time were cut");
+    }
+    // 6. Stop every Thing in reverse start order, each bounded by what is left.
     const stopped = await this.registry.stopAll(Math.max(1, remaining()));
     report.hungThings = stopped.hung;
     report.failedThings = stopped.failed;
-    // 5. Save settings: pending (debounced) changes are written now, atomically.
-    const saved = await settleWithin(this.settings.flush(), remaining());
-    report.settingsSaved = saved.kind === "fulfilled";
-    if (!report.settingsSaved)
-      this.logger.error("settings could not all be saved before the deadline");
-    // 6. Wait for in-flight requests, but never past the deadline.
+    // 7. Settings again: what changed since (a Thing's stop(), a request that was still
+    //    arriving) and one more attempt for files whose saves failed.
+    const saved = await settleWithin(
+      firstFlush.then(() => this.settings.flush()),
+      remaining(),
+    );
+    const unsaved = this.settings.unsaved();
+    report.settingsSaved = saved.kind === "fulfilled" && unsaved.length === 0;
+    report.unsavedSettings = unsaved.map(describeUnsaved);
+    if (saved.kind !== "fulfilled") {
+      this.logger.error("settings could not all be written before the shutdown deadline");
+    }
+    if (unsaved.length > 0) {
+      this.logger.error(
+        { unsaved },
+        `settings NOT saved, lost when the process exits: ${report.unsavedSettings.join("; ")}`,
+      );
+    }
+    // 8. Wait for in-flight requests, but never past the deadline.
     const outcome = await settleWithin(httpClosed, remaining());
     if (outcome.kind === "timeout") {
       report.forced = true;
@@ -464,6 +515,7 @@ export class ThingServer {
       async (api) => {
         registerIndexPage(api, context);
         registerAccessRoute(api, this.#auth);
+        registerSettingsStatusRoute(api, this.settings);
         registerDescriptionRoutes(api, context);
         registerPropertyRoutes(api, context);
         registerStreamRoutes(api, context, this.longLived);
@@ -481,27 +533,6 @@ export class ThingServer {
     );
     await app.ready();
     return app;
-  }
-
-  #trackSockets(app: FastifyInstance): void {
-    // TCP sockets, also under TLS: one still in its handshake has no request yet and must
-    // be closed at shutdown like any idle one.
-    app.server.on("connection", (socket: Socket) => {
-      this.#sockets.set(socket, 0);
-      socket.once("close", () => this.#sockets.delete(socket));
-    });
-    // An upgraded socket (websocket) is long-lived: the registry ends it, not this sweep.
-    app.server.on("upgrade", (request: IncomingMessage) => {
-      this.#sockets.set(tcpSocketOf(request), Number.POSITIVE_INFINITY);
-    });
-    app.server.on("request", (request: IncomingMessage, response: ServerResponse) => {
-      const socket = tcpSocketOf(request);
-      this.#sockets.set(socket, (this.#sockets.get(socket) ?? 0) + 1);
-      response.once("close", () => {
-        const active = this.#sockets.get(socket);
-        if (active !== undefined) this.#sockets.set(socket, active - 1);
-      });
-    });
   }
 
   /** A 404 that says what was not found: the Thing, or the affordance of a Thing. */
@@ -525,6 +556,12 @@ export class ThingServer {
   }
 }
 
+/** `camera.exposureTime = 20000 (/settings/camera.json: EROFS: read-only file system, …)`. */
+export function describeUnsaved(setting: UnsavedSetting): string {
+  const why = setting.error ? `: ${setting.error}` : "";
+  return `${setting.thing}.${setting.key} = ${JSON.stringify(setting.value)} (${setting.file}${why})`;
+}
+
 /** One debug line per request instead of Fastify's two info lines: a lab server is quiet. */
 class QuietRequestLog extends LogController {
   override incomingRequest(): void {}
@@ -541,14 +578,6 @@ class QuietRequestLog extends LogController {
       "request",
     );
   }
-}
-
-/**
- * The TCP socket under a request: under TLS `request.socket` is the TLSSocket wrapping it
- * (Node keeps the wrapped socket as `_parent`, stable since Node 0.x but undocumented).
- */
-function tcpSocketOf(request: IncomingMessage): Socket {
-  return (request.socket as Socket & { _parent?: Socket })._parent ?? request.socket;
 }
 
 function decodeSegment(segment: string): string {

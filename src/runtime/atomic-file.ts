@@ -9,6 +9,15 @@
  * its settings. The server owns its shutdown; nothing it uses may touch signals.
  */
 import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { open, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
@@ -30,6 +39,41 @@ export async function writeFileAtomically(path: string, text: string): Promise<v
     throw error;
   }
   await syncFolder(dirname(path));
+}
+
+/**
+ * The same, blocking: for the last moment before a process exits (a second Ctrl-C), when
+ * no callback would ever run again.
+ */
+export function writeFileAtomicallySync(path: string, text: string): void {
+  const temp = `${path}.${randomBytes(6).toString("hex")}${TEMP_SUFFIX}`;
+  let mode = 0o666;
+  try {
+    mode = statSync(path).mode;
+  } catch {}
+  const file = openSync(temp, "wx", mode & 0o777);
+  try {
+    writeFileSync(file, text, "utf8");
+    fsyncSync(file);
+    closeSync(file);
+    renameSync(temp, path);
+  } catch (error) {
+    try {
+      closeSync(file);
+    } catch {}
+    rmSync(temp, { force: true });
+    throw error;
+  }
+  try {
+    const folder = openSync(dirname(path), "r");
+    try {
+      fsyncSync(folder);
+    } finally {
+      closeSync(folder);
+    }
+  } catch {
+    // As in syncFolder: the rename is atomic even where a folder cannot be fsynced.
+  }
 }
 
 /**

@@ -91,6 +91,8 @@ export function registerActionRoutes(app: FastifyInstance, context: ActionRouteC
         initial: [current],
         endAfterInitial: invocation.finished,
         endAfter: () => invocation.finished,
+        // At shutdown the watcher sees the final status (cancelled) before its stream ends.
+        finalMessage: invocation.finished ? undefined : invocation.settled,
       });
     },
   );
