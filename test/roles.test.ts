@@ -10,6 +10,8 @@
  * And redaction: `access_token` never comes back in anything the server echoes (Problem
  * Details `instance` of every kind of error, the log at debug level, invocation records).
  */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -22,9 +24,11 @@ import {
   ThingServer,
   Type,
 } from "../src/index.js";
+import { assertBuilt, killAll, listeningUrl, STAGE, startCli } from "./support/cli-process.js";
 import { LogCapture } from "./support/log-capture.js";
 import { expectProblem } from "./support/problem.js";
 import { rawGet } from "./support/raw-http.js";
+import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { within } from "./support/within.js";
 
 const OPERATOR = "operator-token-0123456789abcdef";
@@ -467,5 +471,74 @@ describe("access_token is never echoed", () => {
     expect(logged).not.toContain(OPERATOR);
     expect(logged).not.toContain(VIEWER);
     expect(logged).not.toContain("wrong-token");
+  });
+});
+
+describe("the CLI's auth.tokens", () => {
+  afterAll(async () => {
+    await killAll();
+    await removeTempDirs();
+  });
+
+  it("reads each token file (relative to the config) with its role, beside tokenFile", async () => {
+    assertBuilt();
+    const dir = await tempDir("labthings-roles-cli-");
+    await writeFile(join(dir, "operator.txt"), `${OPERATOR}\n`);
+    await mkdir(join(dir, "tokens"));
+    await writeFile(join(dir, "tokens", "viewer.txt"), VIEWER);
+    const config = join(dir, "lab.json");
+    await writeFile(
+      config,
+      JSON.stringify({
+        things: { stage: STAGE },
+        auth: {
+          tokenFile: "operator.txt",
+          tokens: [{ file: "tokens/viewer.txt", role: "viewer" }],
+        },
+      }),
+    );
+    const cli = startCli(["--config", config, "--port", "0"]);
+    const url = await listeningUrl(cli);
+    await cli.waitForLog(
+      (line) =>
+        /authentication on: .*viewer and operator|operator and viewer/.test(String(line.msg)),
+      "the authentication line",
+    );
+    expect((await fetch(`${url}/stage/speed`, { headers: auth(VIEWER) })).status).toBe(200);
+    const refused = await fetch(`${url}/stage/speed`, {
+      method: "PUT",
+      headers: { ...auth(VIEWER), "content-type": "application/json" },
+      body: "100",
+    });
+    await expectProblem(refused, 403);
+    const written = await fetch(`${url}/stage/speed`, {
+      method: "PUT",
+      headers: { ...auth(OPERATOR), "content-type": "application/json" },
+      body: "100",
+    });
+    expect(written.status).toBe(204);
+    cli.signal("SIGTERM");
+    expect((await within(cli.closed, "the CLI to exit")).code).toBe(0);
+  });
+
+  it("a token file that cannot be read names its key; an empty auth is refused", async () => {
+    assertBuilt();
+    const dir = await tempDir("labthings-roles-cli-bad-");
+    const config = join(dir, "lab.json");
+    await writeFile(
+      config,
+      JSON.stringify({
+        things: { stage: STAGE },
+        auth: { tokens: [{ file: "missing.txt", role: "viewer" }] },
+      }),
+    );
+    const cli = startCli(["--config", config, "--port", "0"]);
+    expect((await within(cli.closed, "the CLI to exit")).code).toBe(2);
+    expect(cli.stderr()).toContain("config auth.tokens.0.file: cannot read");
+
+    await writeFile(config, JSON.stringify({ things: { stage: STAGE }, auth: {} }));
+    const empty = startCli(["--config", config, "--port", "0"]);
+    expect((await within(empty.closed, "the CLI to exit")).code).toBe(2);
+    expect(empty.stderr()).toContain("config auth: give tokenFile or tokens");
   });
 });

@@ -106,7 +106,12 @@ function removeScratchDirs(): void {
  */
 export function startCli(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
+  options: {
+    cwd?: string;
+    env?: Record<string, string>;
+    /** A command that runs the CLI, e.g. `["unshare", "--net"]` for a network of its own. */
+    prefix?: string[];
+  } = {},
 ): Cli {
   let cwd = options.cwd;
   if (cwd === undefined) {
@@ -114,7 +119,9 @@ export function startCli(
     if (scratchDirs.size === 0) process.once("exit", removeScratchDirs);
     scratchDirs.add(cwd);
   }
-  const child = spawn(process.execPath, [CLI, "serve", "--log-format", "json", ...args], {
+  const command = [process.execPath, CLI, "serve", "--log-format", "json", ...args];
+  const [program, ...programArgs] = [...(options.prefix ?? []), ...command];
+  const child = spawn(program!, programArgs, {
     cwd,
     env: { ...process.env, NO_COLOR: "1", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
