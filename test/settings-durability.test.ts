@@ -16,6 +16,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { ThingLifecycleError, ThingServer } from "../src/index.js";
+import { launchChromium } from "./support/chromium.js";
 import {
   assertBuilt,
   CAMERA,
@@ -76,7 +77,7 @@ const failedSave = (attempt: number) => (line: LogLine) =>
   /^could not save settings of 'stage'/.test(line.msg) && line.attempt === attempt;
 
 describe("a disk that fails", () => {
-  it("read-only folder: 204, the failure logged and shown while it lasts, retried, saved once writable", async (context) => {
+  it("read-only folder: 204, the failure logged and shown while it lasts (resource and dashboard), retried, saved once writable", async (context) => {
     const disk = await mountTmpfs("1m");
     if (typeof disk === "string") return context.skip(disk);
     const logs = new LogCapture("info");
@@ -91,36 +92,53 @@ describe("a disk that fails", () => {
     );
     expect(JSON.parse(await readFile(file, "utf8"))).toMatchObject({ speed: 1111 });
 
-    disk.readOnly(true);
-    expect((await putJson(`${url}/stage/speed`, 2222)).status).toBe(204);
-    const failure = await logs.waitFor(failedSave(1), "the failed save in the log");
-    expect(failure).toMatchObject({ thing: "stage", file, code: "EROFS", unsaved: ["speed"] });
-    expect(failure.msg).toContain(file);
-    expect(failure.msg).toMatch(/read-only file system/);
-    const during = await settingsReport(url);
-    expect(during.saved).toBe(false);
-    expect(during.things.stage).toMatchObject({
-      file,
-      saved: false,
-      unsaved: ["speed"],
-      error: { code: "EROFS" },
-      failedAttempts: expect.any(Number),
-    });
-    expect(Date.parse(during.things.stage!.nextAttempt!)).toBeGreaterThan(Date.now() - 1000);
-    // Tried again, after a longer pause.
-    const second = await logs.waitFor(failedSave(2), "a second attempt");
-    expect(Number(second.retryInMs)).toBeGreaterThan(Number(failure.retryInMs));
+    // The dashboard, open on the microscope's page, warns while saves fail.
+    const browser = await within(launchChromium(), "Chromium");
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${url}/`);
+      await page.locator('[data-thing="stage"]').waitFor({ timeout: 20_000 });
+      const alert = page.locator(".settings-alert");
+      expect(await alert.isHidden()).toBe(true);
 
-    disk.readOnly(false);
-    await logs.waitFor(
-      (line) => /^settings of 'stage' saved to .* after \d+ failed attempts$/.test(line.msg),
-      "the save once the folder is writable",
-    );
-    expect(JSON.parse(await readFile(file, "utf8"))).toMatchObject({ speed: 2222 });
-    expect(await settingsReport(url)).toMatchObject({
-      saved: true,
-      things: { stage: { saved: true, unsaved: [] } },
-    });
+      disk.readOnly(true);
+      expect((await putJson(`${url}/stage/speed`, 2222)).status).toBe(204);
+      const failure = await logs.waitFor(failedSave(1), "the failed save in the log");
+      expect(failure).toMatchObject({ thing: "stage", file, code: "EROFS", unsaved: ["speed"] });
+      expect(failure.msg).toContain(file);
+      expect(failure.msg).toMatch(/read-only file system/);
+      const during = await settingsReport(url);
+      expect(during.saved).toBe(false);
+      expect(during.things.stage).toMatchObject({
+        file,
+        saved: false,
+        unsaved: ["speed"],
+        error: { code: "EROFS" },
+        failedAttempts: expect.any(Number),
+      });
+      expect(Date.parse(during.things.stage!.nextAttempt!)).toBeGreaterThan(Date.now() - 1000);
+      // Tried again, after a longer pause.
+      const second = await logs.waitFor(failedSave(2), "a second attempt");
+      expect(Number(second.retryInMs)).toBeGreaterThan(Number(failure.retryInMs));
+      await expect
+        .poll(() => alert.textContent(), { timeout: 20_000 })
+        .toMatch(/^Settings of stage are NOT saved to .*stage\.json: EROFS: read-only file system/);
+      expect(await alert.getAttribute("role")).toBe("alert");
+
+      disk.readOnly(false);
+      await logs.waitFor(
+        (line) => /^settings of 'stage' saved to .* after \d+ failed attempts$/.test(line.msg),
+        "the save once the folder is writable",
+      );
+      expect(JSON.parse(await readFile(file, "utf8"))).toMatchObject({ speed: 2222 });
+      expect(await settingsReport(url)).toMatchObject({
+        saved: true,
+        things: { stage: { saved: true, unsaved: [] } },
+      });
+      await expect.poll(() => alert.isHidden(), { timeout: 20_000 }).toBe(true);
+    } finally {
+      await within(browser.close(), "Chromium to close");
+    }
   });
 
   it("full disk: shutdown says settingsSaved false, names the lost value in an error line, exits 1", async (context) => {

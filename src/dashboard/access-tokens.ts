@@ -2,7 +2,9 @@
  * Bearer tokens for servers that require them, one per origin, kept in sessionStorage
  * (gone when the tab closes). Requests to an origin carry its token in `Authorization`;
  * `<img>` streams cannot send headers, so their URLs carry it as `access_token`. A token
- * is never sent to another origin (the page may show other servers' Things).
+ * is never sent to another origin (the page may show other servers' Things), and a Thing
+ * Description's client gets `forOrigin(its origin)`: it cannot reach any other origin at
+ * all, so a TD can never make the page send this server's token (or anything) here.
  */
 
 const STORAGE_PREFIX = "labthings-ts token ";
@@ -12,7 +14,25 @@ export type FetchFunction = (
   init?: RequestInit,
 ) => Promise<Response>;
 
-export class AccessTokens {
+/** A URL with the origin's token added, for `<img>` and links (which cannot send headers). */
+export interface TokenUrls {
+  withAccessToken(url: string): string;
+}
+
+/** Requests that may go to one origin only, with that origin's token. */
+export interface OriginAccess extends TokenUrls {
+  readonly origin: string;
+  readonly fetch: FetchFunction;
+}
+
+/** A request the page refuses to send: it would leave the Thing's own origin. */
+export class RefusedRequestError extends Error {
+  override name = "RefusedRequestError";
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD"]);
+
+export class AccessTokens implements TokenUrls {
   readonly #storage: Storage;
   readonly #unauthorised = new Set<(origin: string) => void>();
 
@@ -75,6 +95,41 @@ export class AccessTokens {
     if (response.status === 401) for (const listener of this.#unauthorised) listener(url.origin);
     return response;
   };
+
+  /**
+   * Access for the clients of one origin's Things: a fetch that refuses every URL of
+   * another origin (and a redirect to one), and adds only that origin's token.
+   */
+  forOrigin(origin: string): OriginAccess {
+    const outside = (url: URL) =>
+      new RefusedRequestError(
+        `refused: ${url.href} is not on ${origin}, where this Thing Description came from`,
+      );
+    const fetchWithin: FetchFunction = async (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input), document.baseURI);
+      if (url.origin !== origin) throw outside(url);
+      const method = (
+        init?.method ?? (input instanceof Request ? input.method : "GET")
+      ).toUpperCase();
+      // A redirect could carry an unsafe request elsewhere; a read's answer is checked below.
+      const safe = SAFE_METHODS.has(method);
+      const response = await this.fetch(input, { ...init, redirect: safe ? "follow" : "error" });
+      if (response.url !== "" && new URL(response.url).origin !== origin) {
+        await response.body?.cancel().catch(() => {});
+        throw outside(new URL(response.url));
+      }
+      return response;
+    };
+    return {
+      origin,
+      fetch: fetchWithin,
+      withAccessToken: (url) => {
+        const parsed = new URL(url, document.baseURI);
+        if (parsed.origin !== origin) throw outside(parsed);
+        return this.withAccessToken(parsed.href);
+      },
+    };
+  }
 
   /** `url` with `access_token` added when its origin has a token (for `<img>` and links). */
   withAccessToken(url: string): string {

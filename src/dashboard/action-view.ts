@@ -46,7 +46,16 @@ export class ActionView {
   readonly #invocations: HTMLElement;
   readonly #views: InvocationView[] = [];
 
-  constructor(client: ThingClient, name: string, affordance: ActionAffordance) {
+  /**
+   * @param options.invocable whether to offer the form (default true); false shows the
+   *   action with `options.why` instead (a viewer's token, a refused form)
+   */
+  constructor(
+    client: ThingClient,
+    name: string,
+    affordance: ActionAffordance,
+    options: { invocable?: boolean; why?: string } = {},
+  ) {
     this.#client = client;
     this.name = name;
     this.#affordance = affordance;
@@ -75,12 +84,13 @@ export class ActionView {
       h("div", { class: "action-buttons" }, h("button", { type: "submit" }, this.#title)),
       this.#message,
     );
+    const invocable = options.invocable ?? true;
     this.element = h(
       "div",
       { class: "action", "data-action": name },
       h("h4", {}, this.#title, " ", h("span", { class: "name" }, name)),
       affordance.description ? h("p", { class: "hint" }, affordance.description) : null,
-      form,
+      invocable ? form : h("p", { class: "hint" }, options.why ?? "not offered"),
       this.#invocations,
     );
   }

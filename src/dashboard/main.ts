@@ -5,10 +5,12 @@
  * when the Things make one, then a panel per Thing.
  */
 import { ThingClient } from "../client/thing-client.js";
-import { AccessTokens } from "./access-tokens.js";
+import { AccessTokens, type OriginAccess } from "./access-tokens.js";
 import { POLL_INTERVAL_MS } from "./action-view.js";
 import { errorText, h } from "./dom.js";
+import { type Refusal, vetThingDescription } from "./form-policy.js";
 import { findMicroscope, MicroscopeView } from "./microscope-view.js";
+import { watchSettings } from "./settings-alert.js";
 import { ThingPanel } from "./thing-panel.js";
 import { TokenPrompt } from "./token-prompt.js";
 
@@ -39,7 +41,9 @@ async function thingSources(tokens: AccessTokens): Promise<ThingSource[]> {
     });
   }
   const index = new URL("things/", API_ROOT).href;
-  const response = await tokens.fetch(index, { headers: { accept: "application/json" } });
+  const response = await tokens
+    .forOrigin(location.origin)
+    .fetch(index, { headers: { accept: "application/json" } });
   if (!response.ok) throw new Error(`${index} answered ${response.status} ${response.statusText}`);
   const things = (await response.json()) as Record<string, string>;
   return Object.entries(things).map(([id, url]) => ({ id, url }));
@@ -58,11 +62,12 @@ async function start(): Promise<void> {
     status.textContent = "This server has no Things.";
     return;
   }
-  const connected = await Promise.allSettled(
-    sources.map((source) =>
-      ThingClient.connect(source.url, { fetch: tokens.fetch, pollIntervalMs: POLL_INTERVAL_MS }),
-    ),
-  );
+  const connected = await Promise.allSettled(sources.map((source) => connectThing(source, tokens)));
+  // This server says what the token may do; another server's Things show every control
+  // (their server answers 403 to what the token may not do).
+  const ownRole = sources.some((source) => isOwnThing(source.url))
+    ? await roleOnThisServer(tokens)
+    : undefined;
 
   const panels: ThingPanel[] = [];
   let liveStreams = 0;
@@ -85,10 +90,13 @@ async function start(): Promise<void> {
       );
       return;
     }
+    const { client, access, refused } = result.value;
     panels.push(
-      new ThingPanel(result.value, {
+      new ThingPanel(client, {
         id: source.id,
-        tokens,
+        access,
+        refused,
+        role: isOwnThing(source.url) ? ownRole : undefined,
         startLive,
         shownElsewhere: (link) => link.url === microscopeStream,
       }),
@@ -100,18 +108,67 @@ async function start(): Promise<void> {
   if (parts) {
     microscopeStream = parts.stream.url;
     liveStreams = 1;
-    element("microscope").append(new MicroscopeView(parts, tokens).element);
+    element("microscope").append(
+      new MicroscopeView(parts, parts.camera.access, { operate: parts.stage.operate }).element,
+    );
     navigation.append(h("a", { href: "#microscope-view" }, "Microscope"));
     document.title = `Microscope · labthings-ts`;
   }
   const following = new AbortController();
   addEventListener("pagehide", () => following.abort());
+  if (sources.some((source) => isOwnThing(source.url))) {
+    const settingsUrl = new URL("settings/", API_ROOT).href;
+    watchSettings(
+      element("main"),
+      settingsUrl,
+      tokens.forOrigin(location.origin),
+      following.signal,
+    );
+  }
   for (const panel of panels) {
     thingsArea.append(panel.element);
     navigation.append(h("a", { href: `#${panel.element.id}` }, panel.client.title));
     panel.start(following.signal);
   }
   status.textContent = "";
+}
+
+/**
+ * A client for one Thing that can only reach the origin its TD came from, with that
+ * origin's token, and follows only the forms the page may use (see form-policy.ts).
+ */
+async function connectThing(
+  source: ThingSource,
+  tokens: AccessTokens,
+): Promise<{ client: ThingClient; access: OriginAccess; refused: Refusal[] }> {
+  const target = new URL(source.url);
+  if (target.protocol !== "http:" && target.protocol !== "https:") {
+    throw new Error(`refused: ${source.url} is not an http(s) URL`);
+  }
+  const access = tokens.forOrigin(target.origin);
+  const options = { fetch: access.fetch, pollIntervalMs: POLL_INTERVAL_MS };
+  const loaded = await ThingClient.connect(source.url, options);
+  const { description, refused } = vetThingDescription(loaded.description, loaded.url);
+  return { client: ThingClient.fromDescription(description, loaded.url, options), access, refused };
+}
+
+/** A Thing of the server that served this page (its TD is under the page's API root). */
+function isOwnThing(url: string): boolean {
+  return url.startsWith(API_ROOT.href);
+}
+
+/** The role of this tab's token on this server (`GET /access/`); undefined when it cannot say. */
+async function roleOnThisServer(tokens: AccessTokens): Promise<string | undefined> {
+  try {
+    const response = await tokens
+      .forOrigin(location.origin)
+      .fetch(new URL("access/", API_ROOT).href, { headers: { accept: "application/json" } });
+    if (!response.ok) return undefined;
+    const { role } = (await response.json()) as { role?: unknown };
+    return typeof role === "string" ? role : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 start().catch((error: unknown) => {

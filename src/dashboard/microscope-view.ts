@@ -7,7 +7,7 @@
  * live position, focus buttons, autofocus with its progress, and capture, whose JPEG
  * opens on the page with a download link.
  */
-import type { AccessTokens } from "./access-tokens.js";
+import type { TokenUrls } from "./access-tokens.js";
 import { invoke } from "./action-view.js";
 import { errorText, formatValue, h, isPlainObject } from "./dom.js";
 import { InvocationView } from "./invocation-view.js";
@@ -75,8 +75,14 @@ export class MicroscopeView {
   #move: InvocationView | undefined;
   #capture: InvocationView | undefined;
 
-  constructor(parts: MicroscopeParts, tokens: AccessTokens) {
+  /**
+   * @param tokens stream URLs with the camera's token (its origin only)
+   * @param options.operate false for a token that may only watch (viewer role): the view
+   *   shows the stream and the position, and no control that moves or captures
+   */
+  constructor(parts: MicroscopeParts, tokens: TokenUrls, options: { operate?: boolean } = {}) {
     this.#parts = parts;
+    const operate = options.operate ?? true;
     const helpId = "microscope-view-help";
     this.#image = h("img", {
       class: "microscope-image",
@@ -88,15 +94,17 @@ export class MicroscopeView {
     this.#marker = h("span", { class: "click-marker", hidden: true, "aria-hidden": "true" });
     this.#surface = h(
       "div",
-      {
-        class: "view-surface",
-        tabindex: 0,
-        role: "group",
-        "aria-label": "Live view: move the stage",
-        "aria-describedby": helpId,
-        onclick: (event) => this.#onClick(event as MouseEvent),
-        onkeydown: (event) => this.#onKey(event as KeyboardEvent),
-      },
+      operate
+        ? {
+            class: "view-surface",
+            tabindex: 0,
+            role: "group",
+            "aria-label": "Live view: move the stage",
+            "aria-describedby": helpId,
+            onclick: (event) => this.#onClick(event as MouseEvent),
+            onkeydown: (event) => this.#onKey(event as KeyboardEvent),
+          }
+        : { class: "view-surface", role: "group", "aria-label": "Live view" },
       this.#image,
       h("span", { class: "crosshair", "aria-hidden": "true" }),
       this.#marker,
@@ -151,7 +159,9 @@ export class MicroscopeView {
           h(
             "p",
             { class: "hint", id: helpId },
-            "Click the image to bring that point to the centre. With the view focused: arrow keys move by a quarter of the view, Page Up / Page Down focus.",
+            operate
+              ? "Click the image to bring that point to the centre. With the view focused: arrow keys move by a quarter of the view, Page Up / Page Down focus."
+              : "View only: this token has the viewer role, so moving, focusing and capturing are not offered.",
           ),
         ),
         h(
@@ -167,7 +177,7 @@ export class MicroscopeView {
           ),
           h(
             "section",
-            { "aria-label": "Focus" },
+            { "aria-label": "Focus", hidden: !operate },
             h("h3", {}, "Focus"),
             h(
               "div",
@@ -195,7 +205,7 @@ export class MicroscopeView {
           this.#captureButton
             ? h(
                 "section",
-                { "aria-label": "Capture" },
+                { "aria-label": "Capture", hidden: !operate },
                 h("h3", {}, "Capture"),
                 this.#captureButton,
                 this.#captureArea,

@@ -24,13 +24,22 @@ export class PropertyView {
   readonly #listeners = new Set<(value: unknown) => void>();
   #current: unknown;
 
-  constructor(client: ThingClient, name: string, affordance: PropertyAffordance) {
+  /**
+   * @param options.writable whether to offer the form (default: unless readOnly); false
+   *   leaves it out, with `options.why` in the notes (e.g. a viewer's token)
+   */
+  constructor(
+    client: ThingClient,
+    name: string,
+    affordance: PropertyAffordance,
+    options: { writable?: boolean; why?: string } = {},
+  ) {
     this.#client = client;
     this.name = name;
     this.#schema = affordance as JsonSchema;
     this.#unit = typeof affordance.unit === "string" ? affordance.unit : undefined;
     const title = affordance.title ?? name;
-    const writable = affordance.readOnly !== true;
+    const writable = options.writable ?? affordance.readOnly !== true;
     const titleId = `prop-title-${client.base}-${name}`.replace(/[^A-Za-z0-9_-]/g, "_");
     // A write-only value (a password, say) is never read back.
     const placeholder = affordance.writeOnly === true ? "(write-only)" : "…";
@@ -38,7 +47,7 @@ export class PropertyView {
     this.#message = h("p", { class: "form-message", role: "status" });
     const notes = [
       affordance.description,
-      writable ? "" : "read-only",
+      writable ? "" : (options.why ?? "read-only"),
       affordance.observable ? "" : "not observable: use Refresh",
     ].filter(Boolean);
 

@@ -5,7 +5,7 @@
  * browser's six per server) and leaves the server no frame to encode for it.
  */
 import type { ThingClient } from "../client/thing-client.js";
-import type { AccessTokens } from "./access-tokens.js";
+import type { TokenUrls } from "./access-tokens.js";
 import { h } from "./dom.js";
 
 const MJPEG_TYPE = "multipart/x-mixed-replace";
@@ -48,16 +48,12 @@ export class StreamView {
   readonly element: HTMLElement;
   readonly image: HTMLImageElement;
   readonly #link: StreamLink;
-  readonly #tokens: AccessTokens;
+  readonly #tokens: TokenUrls;
   readonly #toggle: HTMLButtonElement;
   readonly #placeholder: HTMLElement;
   #live = false;
 
-  constructor(
-    link: StreamLink,
-    tokens: AccessTokens,
-    options: { live: boolean; thingTitle: string },
-  ) {
+  constructor(link: StreamLink, tokens: TokenUrls, options: { live: boolean; thingTitle: string }) {
     this.#link = link;
     this.#tokens = tokens;
     this.image = h("img", {

@@ -3,10 +3,11 @@
  * its streams, every property (live), every action (with forms) and an event feed.
  */
 import type { ThingClient } from "../client/thing-client.js";
-import type { AccessTokens } from "./access-tokens.js";
+import type { OriginAccess } from "./access-tokens.js";
 import { ActionView } from "./action-view.js";
 import { errorText, h } from "./dom.js";
 import { EventFeed } from "./event-feed.js";
+import { hasForm, type Refusal } from "./form-policy.js";
 import { PropertyView } from "./property-view.js";
 import { type StreamLink, StreamView, streamLinks } from "./stream-view.js";
 import { followThing } from "./thing-feeds.js";
@@ -14,7 +15,12 @@ import { followThing } from "./thing-feeds.js";
 export interface ThingPanelOptions {
   /** Short, unique name for ids and the navigation (the server's name for the Thing). */
   id: string;
-  tokens: AccessTokens;
+  /** Requests and stream URLs for this Thing's origin only, with its token. */
+  access: OriginAccess;
+  /** Forms and links of its TD the page will not use, and why (shown on the panel). */
+  refused: readonly Refusal[];
+  /** The token's role on the Thing's server, when it says (`viewer`: no controls that change anything). */
+  role: string | undefined;
   /** Whether a stream starts live (the page keeps few live: each holds a connection). */
   startLive: (link: StreamLink) => boolean;
   /** Streams shown elsewhere (the microscope view) and so left out here. */
@@ -28,6 +34,10 @@ export class ThingPanel {
   readonly properties = new Map<string, PropertyView>();
   readonly actions = new Map<string, ActionView>();
   readonly streams: StreamLink[];
+  /** Whether the token may write and invoke here (false for a viewer). */
+  readonly operate: boolean;
+  /** Stream URLs and requests for this Thing's origin only. */
+  readonly access: OriginAccess;
   readonly #options: ThingPanelOptions;
   readonly #feed: EventFeed | undefined;
   readonly #status: HTMLElement;
@@ -37,13 +47,30 @@ export class ThingPanel {
     this.client = client;
     this.id = options.id;
     this.#options = options;
+    this.access = options.access;
+    this.operate = options.role !== "viewer";
     const td = client.description;
     this.streams = streamLinks(client);
+    const viewOnly = "view only: this token has the viewer role";
     for (const [name, affordance] of Object.entries(td.properties)) {
-      this.properties.set(name, new PropertyView(client, name, affordance));
+      const canWrite = affordance.readOnly !== true && hasForm(affordance.forms, "writeproperty");
+      this.properties.set(
+        name,
+        new PropertyView(client, name, affordance, {
+          writable: canWrite && this.operate,
+          why: canWrite && !this.operate ? viewOnly : undefined,
+        }),
+      );
     }
     for (const [name, affordance] of Object.entries(td.actions)) {
-      this.actions.set(name, new ActionView(client, name, affordance));
+      const canInvoke = hasForm(affordance.forms, "invokeaction");
+      this.actions.set(
+        name,
+        new ActionView(client, name, affordance, {
+          invocable: canInvoke && this.operate,
+          why: canInvoke ? viewOnly : "not offered: its form was refused (see above)",
+        }),
+      );
     }
     const eventTitles = Object.fromEntries(
       Object.entries(td.events).map(([name, event]) => [name, event.title ?? name]),
@@ -69,6 +96,7 @@ export class ThingPanel {
         h("a", { href: client.url, target: "_blank", rel: "noopener" }, "Thing Description"),
       ),
       td.description ? h("p", { class: "hint" }, td.description) : null,
+      refusalList(options.refused),
       this.#status,
       this.#streamArea,
       h(
@@ -99,23 +127,32 @@ export class ThingPanel {
   start(signal: AbortSignal): void {
     for (const link of this.streams) {
       if (this.#options.shownElsewhere(link)) continue;
-      const view = new StreamView(link, this.#options.tokens, {
+      const view = new StreamView(link, this.access, {
         live: this.#options.startLive(link),
         thingTitle: this.client.title,
       });
       this.#streamArea.append(view.element);
     }
     const onError = (error: unknown) => this.#problem(`Live updates stopped: ${errorText(error)}`);
-    void followThing(this.client, "properties", {
-      signal,
-      // (Re)connected: read every value now, so nothing changed while away is missed.
-      onOpen: () => void this.#readAll(),
-      onMessage: ({ name, data }) => this.properties.get(name)?.update(data),
-      onError,
-    });
-    // Properties nobody announces changes of still need a first value.
-    if (!Object.values(this.client.description.properties).some((p) => p.observable))
+    const td = this.client.description;
+    // Observed through a form the page kept (a refused one observes nothing).
+    const observed =
+      hasForm(td.forms, "observeallproperties") ||
+      Object.values(td.properties).some(
+        (p) => p.observable === true && hasForm(p.forms, "observeproperty"),
+      );
+    if (observed) {
+      void followThing(this.client, "properties", {
+        signal,
+        // (Re)connected: read every value now, so nothing changed while away is missed.
+        onOpen: () => void this.#readAll(),
+        onMessage: ({ name, data }) => this.properties.get(name)?.update(data),
+        onError,
+      });
+    } else {
+      // Properties nobody announces changes of still need a first value.
       void this.#readAll();
+    }
     const feed = this.#feed;
     if (feed) {
       void followThing(this.client, "events", {
@@ -139,4 +176,29 @@ export class ThingPanel {
     this.#status.textContent = text;
     this.#status.hidden = false;
   }
+}
+
+/** What the page will not do for this TD, and why: a TD may come from anyone. */
+function refusalList(refused: readonly Refusal[]): HTMLElement | null {
+  if (refused.length === 0) return null;
+  return h(
+    "div",
+    { class: "refusals", role: "note" },
+    h(
+      "p",
+      { class: "problem" },
+      `Refused ${refused.length} form${refused.length === 1 ? "" : "s"} or link${refused.length === 1 ? "" : "s"} of this Thing Description:`,
+    ),
+    h(
+      "ul",
+      {},
+      ...refused.map((refusal) =>
+        h(
+          "li",
+          { "data-refused": refusal.where },
+          `${refusal.where} (${refusal.ops.join(", ") || "no operation"}) → ${refusal.href}: ${refusal.reason}`,
+        ),
+      ),
+    ),
+  );
 }
