@@ -30,7 +30,10 @@
  *
  * A second, shorter run fuzzes a server with bearer-token authentication and never
  * sends the token: every answer but the public ones (TDs, docs, dashboard shell) is 401
- * Problem Details with `WWW-Authenticate`, and nothing changes at all.
+ * Problem Details with `WWW-Authenticate`, and nothing changes at all. A third sends a
+ * viewer's token with every request (as a header or `?access_token=`): nothing changes,
+ * no unsafe method is ever accepted (403 naming the operator role), and the token never
+ * comes back in a response.
  *
  * FUZZ_SEED and FUZZ_RUNS in the environment change the seed and the number of cases
  * (the authenticated run does a quarter of them); a failure prints the seed and the
@@ -78,6 +81,8 @@ const CAMERA = { width: 640, height: 480, fps: 15 };
 
 /** A token the authenticated server wants, and the fuzzer never sends. */
 const TOKEN = "fuzz-token-0123456789abcdef0123456789abcdef";
+/** A viewer's token the third run sends with every request. */
+const VIEWER_TOKEN = "fuzz-viewer-0123456789abcdef0123456789abcd";
 
 /**
  * The simulated microscope on its own server: the Things of `labthings-ts serve` without
@@ -93,6 +98,7 @@ class ServedMicroscope {
   private constructor(
     readonly settingsDir: string,
     readonly authToken: string | undefined,
+    viewerToken: string | undefined,
   ) {
     this.server = new ThingServer(
       [
@@ -100,12 +106,21 @@ class ServedMicroscope {
         { name: "camera", thing: this.camera },
         { name: "autofocus", thing: new Autofocus() },
       ],
-      { port: 0, settingsDir, authToken },
+      {
+        port: 0,
+        settingsDir,
+        authToken,
+        authTokens: viewerToken ? [{ token: viewerToken, role: "viewer" }] : undefined,
+      },
     );
   }
 
-  static async start(authToken?: string): Promise<ServedMicroscope> {
-    const microscope = new ServedMicroscope(await tempDir("labthings-fuzz-settings-"), authToken);
+  static async start(authToken?: string, viewerToken?: string): Promise<ServedMicroscope> {
+    const microscope = new ServedMicroscope(
+      await tempDir("labthings-fuzz-settings-"),
+      authToken,
+      viewerToken,
+    );
     await microscope.#start();
     return microscope;
   }
@@ -325,6 +340,10 @@ interface FuzzRun {
   check?: (request: FuzzRequest, result: ExchangeResult) => string[];
   /** No request may change anything, accepted or not (no token ever sent). */
   nothingChanges: boolean;
+  /** What is sent: by default the fuzzed requests as drawn. */
+  requests?: (surface: HttpSurface) => fc.Arbitrary<FuzzRequest>;
+  /** Names the run in the console line. */
+  label?: string;
 }
 
 /** Run the fuzz cases against `microscope`; returns how many ran and the status tally. */
@@ -333,7 +352,8 @@ async function fuzz(microscope: ServedMicroscope, run: FuzzRun): Promise<number>
   let cases = 0;
   let lastKnown = await microscope.snapshot();
 
-  const property = fc.asyncProperty(fuzzRequest(microscope.surface), async (request) => {
+  const requests = run.requests?.(microscope.surface) ?? fuzzRequest(microscope.surface);
+  const property = fc.asyncProperty(requests, async (request) => {
     cases += 1;
     const failures: string[] = [];
     const before = await microscope.snapshot();
@@ -384,7 +404,7 @@ async function fuzz(microscope: ServedMicroscope, run: FuzzRun): Promise<number>
     .sort()
     .map(([s, n]) => `${s}×${n}`)
     .join(", ");
-  const label = microscope.authToken ? "with authentication" : "open";
+  const label = run.label ?? (microscope.authToken ? "with authentication" : "open");
   console.log(`fuzz (${label}): ${cases} cases in ${seconds} s (seed ${SEED}); statuses ${tally}`);
   if (details.failed) {
     // Not fast-check's report: it prints the whole request object, 1 MiB bodies included.
@@ -552,6 +572,66 @@ describe("fuzzing the microscope with authentication on, never sending the token
         ) {
           problems.push("a 401 without WWW-Authenticate: Bearer");
         }
+        return problems;
+      },
+    });
+    expect(cases).toBeGreaterThanOrEqual(Math.min(MIN_CASES, runs));
+  });
+});
+
+/** `request` with the viewer's token: as `Authorization` (unless it has one), or in the query. */
+function withViewerToken(request: FuzzRequest, inHeader: boolean): FuzzRequest {
+  const hasAuthorization = request.headers.some(([name]) => name.toLowerCase() === "authorization");
+  if (inHeader && !hasAuthorization) {
+    return {
+      ...request,
+      headers: [...request.headers, ["Authorization", `Bearer ${VIEWER_TOKEN}`]],
+    };
+  }
+  const separator = request.target.includes("?") ? "&" : "?";
+  return { ...request, target: `${request.target}${separator}access_token=${VIEWER_TOKEN}` };
+}
+
+describe("fuzzing the microscope with a viewer's token on every request", () => {
+  let microscope: ServedMicroscope;
+
+  beforeAll(async () => {
+    microscope = await ServedMicroscope.start(TOKEN, VIEWER_TOKEN);
+  });
+
+  afterAll(async () => {
+    await microscope?.close();
+  });
+
+  it("changes nothing, accepts no unsafe method (403 naming the operator role), never echoes the token", {
+    timeout: 60_000,
+  }, async () => {
+    const runs = Math.max(1, Math.floor(NUM_RUNS / 4));
+    const cases = await fuzz(microscope, {
+      numRuns: runs,
+      timeLimitMs: TIME_LIMIT_MS / 2,
+      nothingChanges: true,
+      label: "with a viewer's token",
+      requests: (surface) =>
+        fc
+          .tuple(fuzzRequest(surface), fc.boolean())
+          .map(([request, inHeader]) => withViewerToken(request, inHeader)),
+      check: (request, result) => {
+        const response = result.response;
+        if (!response) return [];
+        const problems: string[] = [];
+        const safe = ["GET", "HEAD", "OPTIONS"].includes(request.method);
+        if (!safe && response.status < 400) {
+          problems.push(`${response.status} for a viewer's ${request.method} ${request.target}`);
+        }
+        if (response.status === 403) {
+          const body = response.body.toString("utf8");
+          if (request.method !== "HEAD" && !body.includes("'operator' role")) {
+            problems.push(`a 403 that does not name the operator role: ${body.slice(0, 200)}`);
+          }
+        }
+        if (result.received.includes(VIEWER_TOKEN))
+          problems.push("the viewer's token in the response");
         return problems;
       },
     });
