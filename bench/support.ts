@@ -569,6 +569,8 @@ export interface LoadOptions {
   pipelining: number;
   /** Seconds. */
   duration: number;
+  /** Stop after this many requests (within `duration`). */
+  amount?: number;
   /** Seconds per request; 10 unless given. */
   timeout?: number;
   headers?: Record<string, string>;
