@@ -43,18 +43,22 @@ export {
   ConfigError,
   ConflictError,
   type FieldError,
+  ForbiddenError,
   InvalidInputError,
   LabThingsError,
   MethodNotAllowedError,
   NotFoundError,
+  QueueFullError,
   ThingDefinitionError,
   ThingLifecycleError,
   UnavailableError,
 } from "./errors.js";
+export type { AccessRole, AccessToken } from "./http/authentication.js";
 export type { EndAllReport, LongLivedResponse } from "./http/long-lived-registry.js";
 export { LongLivedRegistry } from "./http/long-lived-registry.js";
 export type { ShutdownReport, ThingServerOptions } from "./http/thing-server.js";
 export { ThingServer } from "./http/thing-server.js";
+export type { TlsOptions } from "./http/tls.js";
 export {
   type ActionContext,
   type ActionOptions,
@@ -89,5 +93,9 @@ export type { BlobReference } from "./runtime/blob-store.js";
 export { ExposedThing } from "./runtime/exposed-thing.js";
 export type { ActionStatus, InvocationStatus } from "./runtime/invocation.js";
 export type { Notification, NotificationKind } from "./runtime/observation-hub.js";
-export type { SettingsConfig } from "./runtime/settings-store.js";
+export type {
+  SettingsConfig,
+  SettingsFileStatus,
+  UnsavedSetting,
+} from "./runtime/settings-store.js";
 export type { ThingEntry } from "./runtime/thing-registry.js";

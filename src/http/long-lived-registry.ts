@@ -36,7 +36,7 @@ export class LongLivedRegistry {
   readonly #open = new Set<LongLivedResponse>();
   readonly #perClient = new Map<string, number>();
   /** Told whenever a response leaves (for endAll's wait). */
-  readonly #closeWatchers = new Set<() => void>();
+  readonly #closeWatchers = new Set<(response: LongLivedResponse) => void>();
 
   /** @param maxPerClient open responses one client address may hold; 0 for no cap. */
   constructor(readonly maxPerClient = 0) {}
@@ -73,7 +73,7 @@ export class LongLivedRegistry {
         if (left > 0) this.#perClient.set(client, left);
         else this.#perClient.delete(client);
       }
-      for (const watcher of [...this.#closeWatchers]) watcher();
+      for (const watcher of [...this.#closeWatchers]) watcher(response);
     };
   }
 
@@ -97,7 +97,16 @@ export class LongLivedRegistry {
     graceMs: number,
     which: (response: LongLivedResponse) => boolean = () => true,
   ): Promise<EndAllReport> {
-    const chosen = [...this.#open].filter(which);
+    const chosen = new Set([...this.#open].filter(which));
+    const waiting = new Set(chosen);
+    let timer: NodeJS.Timeout | undefined;
+    let watcher: ((response: LongLivedResponse) => void) | undefined;
+    const allClosed = new Promise<void>((resolve) => {
+      watcher = (response) => {
+        if (waiting.delete(response) && waiting.size === 0) resolve();
+      };
+      this.#closeWatchers.add(watcher);
+    });
     for (const response of chosen) {
       try {
         response.end();
@@ -105,23 +114,19 @@ export class LongLivedRegistry {
         response.destroy();
       }
     }
-    const stillOpen = () => chosen.filter((response) => this.#open.has(response));
-    if (stillOpen().length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      let watcher: (() => void) | undefined;
-      await new Promise<void>((resolve) => {
-        watcher = () => {
-          if (stillOpen().length === 0) resolve();
-        };
-        this.#closeWatchers.add(watcher);
-        timer = setTimeout(resolve, graceMs);
-      });
+    if (waiting.size > 0) {
+      await Promise.race([
+        allClosed,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        }),
+      ]);
       clearTimeout(timer);
-      if (watcher) this.#closeWatchers.delete(watcher);
     }
-    const left = stillOpen();
+    this.#closeWatchers.delete(watcher!);
+    const left = [...waiting];
     for (const response of left) response.destroy();
-    return { ended: chosen.length, destroyed: left.map((response) => response.label) };
+    return { ended: chosen.size, destroyed: left.map((response) => response.label) };
   }
 
   /** Destroy everything at once (the hard deadline). Returns the labels. */
