@@ -403,10 +403,14 @@ describe("shutdown", () => {
 
       closing = server.close();
       await within(idle.closed, "the server to close the idle connection");
+      // 3. Finish the in-flight PUT within the grace a request still receiving its body
+      //    gets (1 s): it completes.
+      active.socket.write("7");
+      await active.until(/HTTP\/1\.1 204 /, "the PUT's 204");
       await within(gate.stopEntered, "the server to stop the Thing");
 
-      // 3. Finish the in-flight PUT and pipeline a GET behind it on the same connection.
-      active.socket.write("7GET /gate/count HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+      // 4. Pipeline a GET behind it on the same connection.
+      active.socket.write("GET /gate/count HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
       await within(active.closed, "the server to close the active connection");
 
       const [continued, written, refused, ...more] = parseResponses(active.text);
