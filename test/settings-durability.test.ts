@@ -12,6 +12,7 @@
  *
  * The tmpfs tests need root (CI is root) and skip with the reason where mounting fails.
  */
+import { readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -180,6 +181,44 @@ describe("a disk that fails", () => {
       settingsSaved: false,
       unsavedSettings: [expect.stringContaining("camera.exposureTime = 20000")],
     });
+  });
+});
+
+describe("flushSync: what a second Ctrl-C runs before exiting at once", () => {
+  it("writes a pending change before it returns, also while an asynchronous save is under way", async () => {
+    const dir = await tempDir("labthings-settings-sync-");
+    const { server, stage } = await serve(dir);
+    const file = join(dir, "stage.json");
+    const onDisk = () => JSON.parse(readFileSync(file, "utf8")) as { speed: number };
+    stage.speed = 1234; // debounced: not written yet
+    expect(server.settings.flushSync()).toEqual([]);
+    expect(onDisk().speed).toBe(1234);
+
+    stage.speed = 555;
+    const saving = server.settings.flush(); // an asynchronous write, under way
+    stage.speed = 777;
+    expect(server.settings.flushSync()).toEqual([]);
+    expect(onDisk().speed).toBe(777);
+    await saving;
+    expect(onDisk().speed).toBe(777);
+  });
+
+  it("on a read-only folder it names what is lost", async (context) => {
+    const disk = await mountTmpfs("1m");
+    if (typeof disk === "string") return context.skip(disk);
+    const { server, stage } = await serve(disk.dir);
+    disk.readOnly(true);
+    stage.speed = 4321;
+    expect(server.settings.flushSync()).toEqual([
+      {
+        thing: "stage",
+        key: "speed",
+        value: 4321,
+        file: join(disk.dir, "stage.json"),
+        error: expect.stringMatching(/^EROFS: read-only file system/),
+      },
+    ]);
+    disk.readOnly(false);
   });
 });
 

@@ -105,6 +105,8 @@ interface ThingSettings {
   busy: boolean;
   /** Changed since the write in progress read the values. */
   dirty: boolean;
+  /** Blocking writes so far (flushSync): an asynchronous write they overtook writes again. */
+  syncWrites: number;
   loading: boolean;
 }
 
@@ -149,6 +151,7 @@ export class SettingsStore {
       writing: Promise.resolve(),
       busy: false,
       dirty: false,
+      syncWrites: 0,
       loading: true,
     };
     this.#things.set(exposed.name, state);
@@ -212,8 +215,8 @@ export class SettingsStore {
    * Returns what is still not on disk.
    */
   flushSync(): UnsavedSetting[] {
+    if (!this.folder) return [];
     for (const state of this.#things.values()) {
-      if (!this.folder) break;
       const writeUnderWay = state.busy;
       if (!writeUnderWay && !state.timer && this.#unsavedKeys(state).length === 0) continue;
       clearTimeout(state.timer);
@@ -233,6 +236,7 @@ export class SettingsStore {
         }
         state.onDisk = snapshot.values;
         state.failure = undefined;
+        state.syncWrites++;
         this.stats.writes++;
       } catch (error) {
         this.stats.failures++;
@@ -276,8 +280,7 @@ export class SettingsStore {
           thing: state.exposed.name,
           file: state.file,
           saved: unsaved.length === 0 && !failure,
-          pending:
-            state.timer !== undefined || state.retryTimer !== undefined || state.busy || false,
+          pending: state.timer !== undefined || state.retryTimer !== undefined || state.busy,
           unsaved,
         };
         if (failure) {
@@ -404,10 +407,13 @@ export class SettingsStore {
       try {
         do {
           state.dirty = false;
+          const overtaken = state.syncWrites;
           const snapshot = this.#snapshot(state);
           await writeFileAtomically(state.file, snapshot.text);
-          state.onDisk = snapshot.values;
           this.stats.writes++;
+          // A blocking write of newer values landed first: this one replaced it, so again.
+          if (state.syncWrites !== overtaken) state.dirty = true;
+          else state.onDisk = snapshot.values;
         } while (state.dirty);
         if (state.failure) {
           this.logger.info(
