@@ -137,8 +137,10 @@ describe("acknowledged settings survive every way out", () => {
       const exit = await within(cli.closed, "the CLI to exit");
       const saved = JSON.parse(await readFile(file, "utf8")) as { exposureTime: number };
       outcomes.push(
-        `round ${round}: gap ${gapMs} ms, exit ${exit.code}, saved ${saved.exposureTime}`,
+        `round ${round}: gap ${gapMs} ms, exit ${exit.code ?? exit.signal}, saved ${saved.exposureTime}`,
       );
+      // Never killed by the signal itself: a handler always ran (and saved).
+      expect(exit.signal, outcomes.join("\n")).toBeNull();
       expect(saved.exposureTime, outcomes.join("\n")).toBe(exposure);
       expect(cli.lines.some((line) => /settings NOT saved/.test(String(line.msg)))).toBe(false);
       for (const cleanup of cleanups) cleanup();
