@@ -9,6 +9,7 @@
  * Browsing starts on the first survey (a server nobody looks at sends no mDNS queries),
  * answers are kept for a couple of seconds, and every request is bounded in time.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { ThingLogger } from "../model/logger.js";
 import { errorMessage } from "../runtime/settle.js";
 import type { DirectoryOptions } from "./directory-registration.js";
@@ -54,6 +55,7 @@ export interface FleetSurveyOptions {
 }
 
 const FETCH_TIMEOUT_MS = 2500;
+const FIRST_ANSWERS_MS = 1000;
 const CACHE_MS = 2000;
 const MAX_SERVERS = 64;
 const MAX_THINGS = 64;
@@ -74,13 +76,17 @@ export class FleetSurvey {
   /** Every other server known now, each freshly probed (cached for a moment). */
   survey(): Promise<FleetServer[]> {
     if (this.#stopped) return Promise.resolve([]);
+    let justStarted = false;
     if (this.options.browse && !this.#browser) {
       this.#browser = new DnsSdBrowser(this.options.logger);
       this.#browser.start();
+      justStarted = true;
     }
     const now = Date.now();
     if (!this.#latest || now - this.#latest.at > CACHE_MS) {
-      this.#latest = { at: now, result: this.#survey() };
+      // The first answers to a new browser's query come within a second: wait for them.
+      const survey = justStarted ? sleep(FIRST_ANSWERS_MS).then(() => this.#survey()) : this.#survey();
+      this.#latest = { at: now, result: survey };
     }
     return this.#latest.result;
   }
