@@ -66,6 +66,8 @@ export class DirectoryRegistration {
   /** The directory answered 405/501 to PATCH: renew with PUT from now on. */
   #renewWithPut = false;
   #stopped = false;
+  /** At shutdown: the Things whose DELETE has not succeeded (yet). */
+  readonly #undeleted = new Set<string>();
 
   constructor(
     private readonly options: DirectoryOptions,
@@ -78,6 +80,16 @@ export class DirectoryRegistration {
   /** Where the Things API is, for logs. */
   get thingsUrl(): string {
     return this.#things.href;
+  }
+
+  /** After `withdraw()` began: the Things not (yet) deleted from the directory. */
+  get undeleted(): string[] {
+    return [...this.#undeleted].sort();
+  }
+
+  /** Names of the Things being registered. */
+  get names(): string[] {
+    return [...this.#registrations.values()].map((r) => r.entry.name);
   }
 
   /** Thing name → `registered`, `pending` or `retrying`. */
@@ -111,14 +123,18 @@ export class DirectoryRegistration {
     this.#stopped = true;
     for (const registration of this.#registrations.values()) clearTimeout(registration.timer);
     for (const controller of this.#inFlight) controller.abort(new Error("shutting down"));
-    const signal = AbortSignal.timeout(Math.max(1, timeoutMs));
+    const signal = AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs)));
     const submitted = [...this.#registrations.values()].filter((r) => r.submitted);
+    for (const { entry } of submitted) this.#undeleted.add(entry.name);
     const outcomes = await Promise.all(
       submitted.map(async ({ entry }) => {
         try {
           const response = await this.#request("DELETE", entry.id, undefined, signal, true);
           // 404: already gone (expired, or the directory restarted): nothing left to delete.
-          if (response.ok || response.status === 404) return { name: entry.name, ok: true };
+          if (response.ok || response.status === 404) {
+            this.#undeleted.delete(entry.name);
+            return { name: entry.name, ok: true };
+          }
           this.#logRefusal(entry, "DELETE", await readProblem(response), "error");
         } catch (error) {
           this.logger.warn(

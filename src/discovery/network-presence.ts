@@ -49,6 +49,11 @@ export class NetworkPresence {
     return this.#directory;
   }
 
+  /** Once withdrawing: the Things whose directory entry is not deleted (yet). */
+  get directoryNotDeleted(): string[] {
+    return this.#directory?.undeleted ?? [];
+  }
+
   /** Advertise and register, in the background. Returns at once. */
   start(things: readonly PresenceThing[]): void {
     const { host, port, prefix, logger } = this.options;
@@ -89,7 +94,10 @@ export class NetworkPresence {
   async withdraw(timeoutMs: number): Promise<{ directoryNotDeleted: string[] }> {
     const [, removed] = await Promise.all([
       this.#advertiser?.withdraw(Math.min(timeoutMs, 500)),
-      this.#directory?.withdraw(timeoutMs),
+      this.#directory?.withdraw(timeoutMs).catch((error: unknown) => {
+        this.options.logger.error({ err: error }, "TD directory: withdrawal failed");
+        return { deleted: [], failed: this.#directory?.names ?? [] };
+      }),
     ]);
     return { directoryNotDeleted: removed?.failed ?? [] };
   }

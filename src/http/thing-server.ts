@@ -379,8 +379,13 @@ export class ThingServer {
         }),
         remaining(),
       );
-      if (outcome.kind === "timeout")
-        this.logger.warn("DNS-SD/directory withdrawal cut short by the deadline");
+      if (outcome.kind !== "fulfilled") {
+        report.directoryNotDeleted = this.#presence?.directoryNotDeleted ?? [];
+        this.logger.warn(
+          { directoryNotDeleted: report.directoryNotDeleted },
+          "TD directory deletes cut short by the deadline: the entries expire by their TTL",
+        );
+      }
     }
     this.invocations.dispose();
     this.observation.dispose();
