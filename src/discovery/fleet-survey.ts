@@ -85,7 +85,9 @@ export class FleetSurvey {
     const now = Date.now();
     if (!this.#latest || now - this.#latest.at > CACHE_MS) {
       // The first answers to a new browser's query come within a second: wait for them.
-      const survey = justStarted ? sleep(FIRST_ANSWERS_MS).then(() => this.#survey()) : this.#survey();
+      const survey = justStarted
+        ? sleep(FIRST_ANSWERS_MS).then(() => this.#survey())
+        : this.#survey();
       this.#latest = { at: now, result: survey };
     }
     return this.#latest.result;
