@@ -1,7 +1,7 @@
 /**
  * TD Directory registration. No maintained W3C TD Directory installs from npm or Debian
  * here, so the directory is a small server in this file implementing the Things API calls
- * the server makes (WoT Discovery §7.3.2.1: PUT /things/{id}, PATCH /things/{id},
+ * the server makes (WoT Discovery, Things API: PUT /things/{id}, PATCH /things/{id},
  * DELETE /things/{id}, GET /things), recording every request; the tests assert the exact
  * requests: method, path, content type, token, body, time-to-live, renewal and delete.
  */

@@ -38,7 +38,9 @@ async function startDirectory(): Promise<string> {
       store.set(request.url!, JSON.parse(body));
       response.writeHead(201).end();
     } else if (request.method === "GET" && request.url === "/things") {
-      response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify([...store.values()]));
+      response
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify([...store.values()]));
     } else response.writeHead(204).end();
   });
   await new Promise<void>((resolve) => directory.listen(0, "127.0.0.1", resolve));
@@ -94,9 +96,15 @@ describe("the fleet page", () => {
 
     const bCard = card(urls.b);
     expect(await bCard.locator("h2").textContent()).toMatch(/^labthings-ts on /);
-    expect(await bCard.locator(".fleet-badge").allTextContents()).toEqual(["configured", "in the TD directory"]);
+    expect(await bCard.locator(".fleet-badge").allTextContents()).toEqual([
+      "configured",
+      "in the TD directory",
+    ]);
     expect(await bCard.locator(".fleet-online").textContent()).toBe("online");
-    expect(await bCard.locator(".fleet-thing .fleet-name").allTextContents()).toEqual(["camera", "stage"]);
+    expect(await bCard.locator(".fleet-thing .fleet-name").allTextContents()).toEqual([
+      "camera",
+      "stage",
+    ]);
     expect(await bCard.locator("a.fleet-open").getAttribute("href")).toBe(urls.b);
 
     const deadCard = card(urls.dead);
@@ -112,8 +120,12 @@ describe("the fleet page", () => {
       thumbs.evaluateAll((images) => images.map((img) => (img as HTMLImageElement).naturalWidth));
     await expect.poll(loaded, { timeout: 10_000 }).toEqual([160, 80]);
     const first = await thumbs.first().getAttribute("src");
-    await expect.poll(() => thumbs.first().getAttribute("src"), { timeout: 10_000 }).not.toBe(first);
-    expect(await thumbs.first().getAttribute("src")).toMatch(new RegExp(`^${urls.b}camera/stream/snapshot\\?t=\\d+$`));
+    await expect
+      .poll(() => thumbs.first().getAttribute("src"), { timeout: 10_000 })
+      .not.toBe(first);
+    expect(await thumbs.first().getAttribute("src")).toMatch(
+      new RegExp(`^${urls.b}camera/stream/snapshot\\?t=\\d+$`),
+    );
     await expect.poll(loaded).toEqual([160, 80]);
     await page.screenshot({ path: new URL("fleet.png", RESULTS).pathname, fullPage: true });
   });
@@ -121,7 +133,10 @@ describe("the fleet page", () => {
   it("sends no token anywhere: a Thing that needs one is listed without a thumbnail", async () => {
     const cCard = card(urls.c);
     await cCard.waitFor();
-    expect(await cCard.locator(".fleet-thing .fleet-name").allTextContents()).toEqual(["camera", "stage"]);
+    expect(await cCard.locator(".fleet-thing .fleet-name").allTextContents()).toEqual([
+      "camera",
+      "stage",
+    ]);
     expect(await cCard.locator("img").count()).toBe(0);
     expect(await cCard.locator(".fleet-note").allTextContents()).toContain(
       "Needs a token: open its dashboard to see the camera.",

@@ -165,7 +165,7 @@ export class DnsSdBrowser {
   }
 }
 
-/** TXT strings `key=value` (RFC 6763 §6.3); a key without `=` is present with no value. */
+/** TXT strings `key=value` (RFC 6763 §6); a key without `=` is present with no value. */
 function parseTxt(data: unknown): Record<string, string> {
   const strings = (Array.isArray(data) ? data : [data]).map((item) =>
     Buffer.isBuffer(item) ? item.toString("utf8") : String(item),
