@@ -589,6 +589,16 @@ describe("Thing Descriptions with bearer authentication on", () => {
   });
 });
 
+/** The official schema, then every playground assertion. */
+async function expectValid(validate: ValidateFunction, td: ThingDescription): Promise<void> {
+  expect(schemaErrors(validate, td)).toBe("");
+  const { results, log } = await assertionResults(td);
+  expect(
+    results.filter((r) => r.Status === "fail"),
+    log.join("\n"),
+  ).toEqual([]);
+}
+
 describe("Thing Descriptions with MQTT forms, and the server's own TD at /.well-known/wot", () => {
   const validate = officialValidator();
   let server: ThingServer;
@@ -640,12 +650,7 @@ describe("Thing Descriptions with MQTT forms, and the server's own TD at /.well-
         // The same topic in the href's path (node-wot reads it there), never credentials.
         expect(form.href).toBe(`mqtt://127.0.0.1:1/${topic}`);
       }
-      expect(schemaErrors(validate, td)).toBe("");
-      const { results, log } = await assertionResults(td);
-      expect(
-        results.filter((r) => r.Status === "fail"),
-        log.join("\n"),
-      ).toEqual([]);
+      await expectValid(validate, td);
     },
   );
 
@@ -664,12 +669,7 @@ describe("Thing Descriptions with MQTT forms, and the server's own TD at /.well-
       NAMES.map((name) => `${baseUrl}/${name}/`).sort(),
     );
     expect(items.every((link) => link.type === "application/td+json")).toBe(true);
-    expect(schemaErrors(validate, td)).toBe("");
-    const { results, log } = await assertionResults(td);
-    expect(
-      results.filter((r) => r.Status === "fail"),
-      log.join("\n"),
-    ).toEqual([]);
+    await expectValid(validate, td);
     const stage = (await getJson(`${baseUrl}/stage/`, "application/td+json")) as ThingDescription;
     expect(stage.links).toContainEqual({
       href: "/.well-known/wot",

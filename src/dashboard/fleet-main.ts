@@ -5,33 +5,14 @@
  * and a link to that server's own dashboard. It sends no token anywhere: a Thing whose TD
  * wants one is shown without a thumbnail, with a link to its server.
  */
+// Types only (erased in the compiled module): the page reads what the survey makes.
+import type { FleetServer, FleetThing } from "../discovery/fleet-survey.js";
 import { h } from "./dom.js";
 
 /** The server's API root: this module is served at `<root>/_dashboard/dashboard/fleet-main.js`. */
 const API_ROOT = new URL("../../", import.meta.url);
 const POLL_MS = 5000;
 const THUMBNAIL_MS = 2000;
-
-interface FleetThing {
-  name: string;
-  title: string;
-  td: string;
-  status: "ok" | "failed";
-  detail?: string;
-  snapshots: string[];
-  needsToken: boolean;
-}
-
-interface FleetServer {
-  url: string;
-  title: string;
-  dashboard: string;
-  sources: string[];
-  online: boolean;
-  detail?: string;
-  things: FleetThing[];
-  checkedAt: string;
-}
 
 const SOURCE_LABELS: Record<string, string> = {
   "dns-sd": "found by DNS-SD",
