@@ -9,6 +9,10 @@
  * python3-zeroconf must see A's and B's Things only, with the right port and TXT, and see
  * them withdrawn at shutdown; `labthings-ts discover` must find the two servers; A's fleet
  * listing must hold B, found by DNS-SD.
+ *
+ * The whole picture in the same namespace: A and B also publish through a Mosquitto broker
+ * and register with a TD directory (a Directory-API stand-in) running there, and a
+ * consumer that reads only B's TD — taken from the broker — observes B through it.
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -29,6 +33,11 @@ import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { within } from "./support/within.js";
 
 const ZEROCONF = fileURLToPath(new URL("./support/zeroconf-browse.py", import.meta.url));
+const CONSUMER = fileURLToPath(new URL("./support/td-only-consumer.mjs", import.meta.url));
+const DIRECTORY = fileURLToPath(new URL("./support/directory-recorder.mjs", import.meta.url));
+/** Inside the namespace every port is free: its loopback is its own. */
+const BROKER_PORT = 1883;
+const DIRECTORY_PORT = 8090;
 const PYTHON = "/usr/bin/python3"; // Debian's, which has python3-zeroconf
 
 interface ZeroconfEvent {
@@ -39,10 +48,19 @@ interface ZeroconfEvent {
   addresses?: string[];
 }
 
+const NETWORK_FLAGS = [
+  "--mqtt",
+  `mqtt://127.0.0.1:${BROKER_PORT}`,
+  "--directory",
+  `http://127.0.0.1:${DIRECTORY_PORT}/`,
+];
+
 let namespace: NetworkNamespace | undefined;
 let skipReason: string | undefined;
 const servers: Record<string, { cli: Cli; url: string; port: number }> = {};
 const events: ZeroconfEvent[] = [];
+const directoryRequests: { method: string; path: string; contentType?: string; ttl?: number }[] =
+  [];
 
 async function startServer(name: string, args: string[], dir: string): Promise<void> {
   const config = join(dir, `${name}.json`);
@@ -69,6 +87,21 @@ beforeAll(async () => {
   }
   namespace = made;
   const dir = await tempDir("labthings-dnssd-");
+  const brokerConfig = join(dir, "mosquitto.conf");
+  await writeFile(
+    brokerConfig,
+    `listener ${BROKER_PORT} 127.0.0.1\nallow_anonymous true\npersistence false\n`,
+  );
+  namespace.spawn("mosquitto", ["-c", brokerConfig]);
+  const directory = namespace.spawn(process.execPath, [DIRECTORY, String(DIRECTORY_PORT)]);
+  const directoryListening = new Promise<void>((resolve) => {
+    createInterface({ input: directory.stdout! }).on("line", (line) => {
+      const record = JSON.parse(line) as { port?: number; method?: string; path?: string };
+      if (record.port) resolve();
+      else directoryRequests.push(record as (typeof directoryRequests)[number]);
+    });
+  });
+  await within(directoryListening, "the directory stand-in");
   const browser = namespace.spawn(PYTHON, [ZEROCONF, "40"]);
   createInterface({ input: browser.stdout! }).on("line", (line) =>
     events.push(JSON.parse(line) as ZeroconfEvent),
@@ -81,8 +114,8 @@ beforeAll(async () => {
     "zeroconf to start browsing",
   );
   await Promise.all([
-    startServer("A", ["--host", "0.0.0.0"], dir),
-    startServer("B", ["--host", "127.0.0.1", "--mdns"], dir),
+    startServer("A", ["--host", "0.0.0.0", ...NETWORK_FLAGS], dir),
+    startServer("B", ["--host", "127.0.0.1", "--mdns", ...NETWORK_FLAGS], dir),
     startServer("C", ["--host", "0.0.0.0", "--no-mdns"], dir),
     startServer("D", ["--host", "127.0.0.1"], dir),
   ]);
@@ -196,7 +229,7 @@ describe("DNS-SD inside a private network namespace", () => {
       (server) => server.url === `http://127.0.0.1:${servers.B!.port}/`,
     );
     expect(b).toMatchObject({
-      sources: ["dns-sd"],
+      sources: ["directory", "dns-sd"],
       online: true,
       title: expect.stringMatching(/^labthings-ts on /),
     });
@@ -208,6 +241,51 @@ describe("DNS-SD inside a private network namespace", () => {
     expect(listing.servers.map((server) => server.url)).not.toContain(
       `http://127.0.0.1:${servers.C!.port}/`,
     );
+  });
+
+  it("A and B register with the directory; a consumer that read only B's TD, from the broker, observes B through it", async (context) => {
+    if (skipReason) return context.skip();
+    await waitForEvents(
+      () => directoryRequests.filter((r) => r.method === "PUT").length >= 4,
+      "A's and B's registrations",
+    );
+    const puts = directoryRequests.filter((r) => r.method === "PUT");
+    expect(puts.every((r) => r.contentType === "application/td+json" && r.ttl === 600)).toBe(true);
+    const b = servers.B!;
+    const connected = await b.cli.waitForLog(
+      (line) => line.msg === "MQTT: connected to the broker",
+      "B's broker connection",
+    );
+    const prefix = String(connected.prefix);
+    const consumer = namespace!.spawn(process.execPath, [
+      CONSUMER,
+      `mqtt://127.0.0.1:${BROKER_PORT}`,
+      `${prefix}/stage/td`,
+      "speed",
+    ]);
+    const values: unknown[] = [];
+    let ready: { id?: string } | undefined;
+    createInterface({ input: consumer.stdout! }).on("line", (line) => {
+      const record = JSON.parse(line) as { ready?: boolean; id?: string; value?: unknown };
+      if (record.ready) ready = record;
+      else values.push(record.value);
+    });
+    await waitForEvents(() => ready !== undefined && values.length > 0, "the consumer to observe");
+    const bUrl = `http://127.0.0.1:${b.port}`;
+    const { stdout: tdText } = await namespace!.exec("curl", ["-sf", `${bUrl}/stage/`]);
+    expect(ready!.id).toBe((JSON.parse(tdText) as { id: string }).id);
+    await namespace!.exec("curl", [
+      "-sf",
+      "-X",
+      "PUT",
+      "-H",
+      "content-type: application/json",
+      "-d",
+      "4321",
+      `${bUrl}/stage/speed`,
+    ]);
+    await waitForEvents(() => values.includes(4321), "the change, through the broker");
+    consumer.kill("SIGTERM");
   });
 
   it("SIGTERM withdraws the advertisements at once (goodbye packets) and the shutdown stays fast", async (context) => {
@@ -225,6 +303,11 @@ describe("DNS-SD inside a private network namespace", () => {
     );
     const clean = a.cli.lines.find((line) => line.msg === "shut down cleanly")!;
     expect(clean.durationMs as number).toBeLessThan(1000);
+    // Its directory entries went with it.
+    await waitForEvents(
+      () => directoryRequests.filter((r) => r.method === "DELETE").length === 2,
+      "A's directory entries deleted",
+    );
     // B is still there.
     expect(
       events

@@ -354,6 +354,72 @@ describe("commands from MQTT (commands: true)", () => {
   });
 });
 
+describe("an MQTT 3.1.1 connection (protocolVersion: 4)", () => {
+  it("publishes the same way, and ignores a retained write (a replay) but takes a live one", async () => {
+    const prefix = "lab/bench-v4";
+    // A retained write left on the broker before the server starts: never applied.
+    await run("mosquitto_pub", [
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(broker.port),
+      "-r",
+      "-t",
+      `${prefix}/bench/properties/level/set`,
+      "-m",
+      "555",
+    ]);
+    const thing = new Bench();
+    const v4Logs = new LogCapture("info");
+    const v4 = new ThingServer([{ name: "bench", thing }], {
+      port: 0,
+      logger: v4Logs.logger,
+      mqtt: { url: broker.url, topicPrefix: prefix, commands: true, protocolVersion: 4 },
+    });
+    const v4Base = await v4.start();
+    try {
+      await v4Logs.waitFor(
+        (line) => line.msg === "MQTT: connected to the broker",
+        "the 3.1.1 connection",
+      );
+      const sub = mosquittoSub(broker, `${prefix}/bench/properties/level`);
+      await sub.waitFor(
+        (lines) => lines.includes(`1 ${prefix}/bench/properties/level 0`),
+        "the retained value",
+      );
+      await sleep(200);
+      expect(thing.level).toBe(0);
+      await run("mosquitto_pub", [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(broker.port),
+        "-t",
+        `${prefix}/bench/properties/level/set`,
+        "-m",
+        "12",
+      ]);
+      await sub.waitFor(
+        (lines) => lines.includes(`0 ${prefix}/bench/properties/level 12`),
+        "the write, published back",
+      );
+      expect(JSON.parse(await (await fetch(`${v4Base}/bench/level`)).text())).toBe(12);
+    } finally {
+      await v4.close();
+      await run("mosquitto_pub", [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(broker.port),
+        "-r",
+        "-n",
+        "-t",
+        `${prefix}/bench/properties/level/set`,
+      ]);
+    }
+  });
+});
+
 describe("a broker that goes away", () => {
   it("HTTP is unaffected; events wait in a bounded queue; on restart the retained state is republished", async () => {
     await broker.stop();
