@@ -7,8 +7,9 @@
  * - `{"cmd":"record"}`: from now on count each message (`{ seq, t }`, retained replays
  *   ignored), its latency (receive time − t, one machine clock) and seq gaps per client.
  * - `{"cmd":"settle","lastSeq":N,"timeoutMs":T}`: wait until every client has seq N (at
- *   most T), stop recording, print `{"event":"result", received, firstSeq, gaps, settled,
- *   seconds, p50, p99}` (seconds: from `record` to the last delivery).
+ *   most T), stop recording, print `{"event":"result", received, firstSeq, gaps, missing,
+ *   settled, seconds, p50, p99}` (seconds: from `record` to the last delivery; missing:
+ *   changes a client should have had after its first recorded one and did not).
  */
 import { createInterface } from "node:readline";
 import mqtt from "mqtt";
@@ -25,6 +26,9 @@ let gaps = 0;
 let firstSeq = Number.POSITIVE_INFINITY;
 let latencies = [];
 const lastSeq = new Array(subscribers).fill(undefined);
+/** Per client: the first seq recorded and how many were recorded. */
+const firstRecorded = new Array(subscribers).fill(undefined);
+const counts = new Array(subscribers).fill(0);
 
 const clients = [];
 for (let i = 0; i < subscribers; i++) {
@@ -36,6 +40,8 @@ for (let i = 0; i < subscribers; i++) {
       const previous = lastSeq[i];
       if (previous !== undefined && seq !== previous + 1) gaps++;
       received++;
+      counts[i]++;
+      if (firstRecorded[i] === undefined) firstRecorded[i] = seq;
       latencies.push(now() - t);
       lastDeliveryAt = performance.now();
       if (seq < firstSeq) firstSeq = seq;
@@ -63,6 +69,8 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
     lastDeliveryAt = recordAt;
     // Only gaps inside the window count: forget what came before.
     lastSeq.fill(undefined);
+    firstRecorded.fill(undefined);
+    counts.fill(0);
     recording = true;
     return;
   }
@@ -78,11 +86,18 @@ createInterface({ input: process.stdin }).on("line", async (line) => {
     }
     recording = false;
     const sorted = Float64Array.from(latencies).sort();
+    // Changes a client should have had from its first recorded one to the last, but did not.
+    let missing = 0;
+    for (let i = 0; i < subscribers; i++) {
+      if (firstRecorded[i] === undefined) missing += 1;
+      else missing += command.lastSeq - firstRecorded[i] + 1 - counts[i];
+    }
     print({
       event: "result",
       received,
       firstSeq,
       gaps,
+      missing,
       settled,
       seconds: (lastDeliveryAt - recordAt) / 1000,
       p50: percentile(sorted, 50),

@@ -78,6 +78,7 @@ export class MqttBinding {
   readonly #queue: Queued[] = [];
   #dropped = 0;
   #closing = false;
+  #awaitingDrain = false;
   #everConnected = false;
   #loggedDown = false;
   /** Messages published since start, for stats and benchmarks. */
@@ -225,6 +226,7 @@ export class MqttBinding {
   }
 
   #onClose(): void {
+    this.#awaitingDrain = false; // that socket is gone; the next one starts afresh
     if (this.#closing) return;
     const { logger } = this.#context;
     const pause = this.#backoff.next();
@@ -296,8 +298,14 @@ export class MqttBinding {
     if (!client?.connected) return false;
     const stream = client.stream as { writableLength?: number } | undefined;
     if ((stream?.writableLength ?? 0) <= CONGESTED_BYTES) return true;
-    // Too slow a broker: wait for the socket to drain, then send what waits.
-    (client.stream as NodeJS.EventEmitter).once("drain", () => this.#flush());
+    // Too slow a broker: wait for the socket to drain (one listener), then send what waits.
+    if (!this.#awaitingDrain) {
+      this.#awaitingDrain = true;
+      (client.stream as NodeJS.EventEmitter).once("drain", () => {
+        this.#awaitingDrain = false;
+        this.#flush();
+      });
+    }
     return false;
   }
 
