@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { property, Thing, type ThingEntry, ThingServer, Type } from "../src/index.js";
 import { LogCapture } from "./support/log-capture.js";
 import { freePort } from "./support/mosquitto.js";
-import { within } from "./support/within.js";
+import { until } from "./support/within.js";
 
 const DISCOVERY_CONTEXT = "https://www.w3.org/2022/wot/discovery";
 const TOKEN = "directory-token-0123456789";
@@ -53,12 +53,7 @@ class DirectoryStandIn {
   }
 
   waitFor(test: (requests: Recorded[]) => boolean, what: string): Promise<void> {
-    return within(
-      (async () => {
-        while (!test(this.requests)) await sleep(10);
-      })(),
-      what,
-    );
+    return until(() => test(this.requests), what);
   }
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {

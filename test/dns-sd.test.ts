@@ -30,7 +30,7 @@ import {
 } from "./support/cli-process.js";
 import { NetworkNamespace } from "./support/network-namespace.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
-import { within } from "./support/within.js";
+import { until, within } from "./support/within.js";
 
 const ZEROCONF = fileURLToPath(new URL("./support/zeroconf-browse.py", import.meta.url));
 const CONSUMER = fileURLToPath(new URL("./support/td-only-consumer.mjs", import.meta.url));
@@ -106,13 +106,7 @@ beforeAll(async () => {
   createInterface({ input: browser.stdout! }).on("line", (line) =>
     events.push(JSON.parse(line) as ZeroconfEvent),
   );
-  await within(
-    (async () => {
-      while (!events.some((e) => e.event === "browsing"))
-        await new Promise((r) => setTimeout(r, 20));
-    })(),
-    "zeroconf to start browsing",
-  );
+  await until(() => events.some((e) => e.event === "browsing"), "zeroconf to start browsing");
   await Promise.all([
     startServer("A", ["--host", "0.0.0.0", ...NETWORK_FLAGS], dir),
     startServer("B", ["--host", "127.0.0.1", "--mdns", ...NETWORK_FLAGS], dir),
@@ -130,12 +124,7 @@ afterAll(async () => {
 const adds = () => events.filter((e) => e.event === "add" || e.event === "update");
 
 async function waitForEvents(test: () => boolean, what: string): Promise<void> {
-  await within(
-    (async () => {
-      while (!test()) await new Promise((r) => setTimeout(r, 20));
-    })(),
-    what,
-  );
+  await until(() => test(), what);
 }
 
 describe("DNS-SD inside a private network namespace", () => {

@@ -26,7 +26,7 @@ import { killAll } from "./support/cli-process.js";
 import { LogCapture } from "./support/log-capture.js";
 import { Mosquitto, mosquittoSub } from "./support/mosquitto.js";
 import { removeTempDirs } from "./support/temp-dir.js";
-import { within } from "./support/within.js";
+import { until, within } from "./support/within.js";
 
 const run = promisify(execFile);
 const PREFIX = "lab/bench-1";
@@ -121,12 +121,7 @@ describe("publishing through Mosquitto", () => {
       (lines) => lines.some((l) => l.includes(`${PREFIX}/bench/td `)),
       "the retained TD",
     );
-    await within(
-      (async () => {
-        while (!seen.some((m) => m.topic === `${PREFIX}/bench/td`)) await sleep(10);
-      })(),
-      "MQTT.js to get the TD",
-    );
+    await until(() => seen.some((m) => m.topic === `${PREFIX}/bench/td`), "MQTT.js to get the TD");
     const before = { sub: sub.lines.length, client: seen.length };
 
     for (let value = 1; value <= 20; value++)
@@ -274,12 +269,7 @@ describe("publishing through Mosquitto", () => {
       await http("PUT", "level", 6);
       await http("PUT", "level", 7);
       await http("POST", "pulse", { count: 2 });
-      await within(
-        (async () => {
-          while (!(levels.includes(7) && ticks.length >= 2)) await sleep(10);
-        })(),
-        "node-wot to see the changes",
-      );
+      await until(() => levels.includes(7) && ticks.length >= 2, "node-wot to see the changes");
       // The retained value first, then every change.
       expect(levels).toEqual([5, 6, 7]);
       expect(ticks).toEqual([{ n: 1 }, { n: 2 }]);
@@ -343,12 +333,7 @@ describe("commands from MQTT (commands: true)", () => {
     await client.publishAsync(`${PREFIX}/bench/actions/pulse`, JSON.stringify({ count: 4 }), {
       properties: { responseTopic: "replies/pulse", correlationData: Buffer.from("x") },
     });
-    await within(
-      (async () => {
-        while (!replies.some((r) => r.status === "completed")) await sleep(10);
-      })(),
-      "the invocation to complete",
-    );
+    await until(() => replies.some((r) => r.status === "completed"), "the invocation to complete");
     expect(replies.at(-1)).toMatchObject({ status: "completed", output: 4 });
     await client.endAsync();
   });

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { trackChild } from "./cli-process.js";
 import { tempDir } from "./temp-dir.js";
-import { within } from "./within.js";
+import { until, within } from "./within.js";
 
 /** A free TCP port on 127.0.0.1 (closed again before it is returned). */
 export async function freePort(): Promise<number> {
@@ -124,11 +124,6 @@ export function mosquittoSub(
     lines.push(...parts);
   });
   const waitFor = (test: (lines: string[]) => boolean, what: string) =>
-    within(
-      (async () => {
-        while (!test(lines)) await sleep(10);
-      })(),
-      what,
-    );
+    until(() => test(lines), what);
   return { lines, child, waitFor };
 }
