@@ -57,6 +57,8 @@ import { within } from "./support/within.js";
 // ─── the Things under test ───────────────────────────────────────────────────────────
 
 /** 1000 bytes that are not all alike, so a wrong offset shows. */
+const LOCK_BUSY_TYPE =
+  "https://labthings-fastapi.readthedocs.io/en/latest/autoapi/labthings_fastapi/exceptions/index.html#labthings_fastapi.exceptions.GlobalLockBusyError";
 const KNOWN_BYTES = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 7 + 3) % 256));
 /** Contents of the file blob. */
 const FILE_BYTES = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 13 + 1) % 256));
@@ -426,7 +428,13 @@ describe("actions on one server", () => {
     expect(lab.cleanedUp.has(created.id)).toBe(true);
     const cancelled = await statusOf(base, created.id);
     expect(cancelled.status).toBe("cancelled");
-    expect(cancelled.error).toBeUndefined();
+    // labthings-fastapi's ThingClient raises InvocationCancelledError for this type.
+    expect(cancelled.error).toEqual({
+      type: "https://labthings-fastapi.readthedocs.io/en/latest/autoapi/labthings_fastapi/exceptions/index.html#labthings_fastapi.exceptions.InvocationCancelledError",
+      title: "Cancelled",
+      status: 409,
+      detail: "cancelled on request",
+    });
     expect(cancelled.output).toBeUndefined();
     expect(time(cancelled.timeEnded)).toBeGreaterThanOrEqual(time(cancelled.timeStarted));
 
@@ -588,6 +596,8 @@ describe("actions on one server", () => {
     );
     expect(performance.now() - started).toBeLessThan(1000);
     expect(conflict.detail).toContain("'x'");
+    // labthings-fastapi's GlobalLockBusyError URL: the problem is the same as that one.
+    expect(conflict.type).toBe(LOCK_BUSY_TYPE);
     expect(server.invocations.size).toBe(sizeBefore);
     const list = await getJson<ActionStatus[]>(`${base}/lab/exclusive`);
     expect(list.map((s) => s.id)).toEqual([first.id]);
@@ -612,7 +622,7 @@ describe("actions on one server", () => {
     await settled(server, second.id);
     const failed = await statusOf(base, second.id);
     expect(failed.status).toBe("failed");
-    expect(failed.error).toMatchObject({ status: 409 });
+    expect(failed.error).toMatchObject({ status: 409, type: LOCK_BUSY_TYPE });
     expect(failed.error!.detail).toContain("200 ms");
     expect(failed.timeStarted).toBeUndefined();
     const waited = time(failed.timeEnded) - time(failed.timeRequested);
@@ -635,9 +645,25 @@ describe("actions on one server", () => {
     expect(output).toEqual({
       href: expect.stringMatching(/^\/blobs\/[A-Za-z0-9_-]{32}$/),
       mediaType: "application/octet-stream",
+      media_type: "application/octet-stream",
       size: 1000,
     });
     const url = new URL(output.href, `${base}/`).href;
+
+    // The invocation's `output` link serves the same bytes, Range included.
+    const outputLink = done.links.find((link) => link.rel === "output");
+    expect(outputLink).toEqual({ rel: "output", href: `/action_invocations/${created.id}/output` });
+    const viaLink = await fetch(new URL(outputLink!.href, `${base}/`));
+    expect(viaLink.headers.get("content-type")).toBe("application/octet-stream");
+    expect(Buffer.from(await viaLink.arrayBuffer()).equals(KNOWN_BYTES)).toBe(true);
+    const linkPart = await fetch(new URL(outputLink!.href, `${base}/`), {
+      headers: { range: "bytes=10-19" },
+    });
+    expect(linkPart.status).toBe(206);
+    expect(linkPart.headers.get("content-range")).toBe("bytes 10-19/1000");
+    expect(Buffer.from(await linkPart.arrayBuffer()).equals(KNOWN_BYTES.subarray(10, 20))).toBe(
+      true,
+    );
 
     const whole = await fetch(url);
     expect(whole.status).toBe(200);
@@ -676,6 +702,7 @@ describe("actions on one server", () => {
     expect(output).toEqual({
       href: expect.stringMatching(/^\/blobs\/[A-Za-z0-9_-]{32}$/),
       mediaType: "image/png",
+      media_type: "image/png",
       size: FILE_BYTES.length,
     });
     const written = lab.tempFiles.at(-1)!;

@@ -744,6 +744,10 @@ describe("Thing Description forms for observation and events", () => {
     const observe = formFor(position.forms, "observeproperty");
     expect(observe).toMatchObject({ subprotocol: "sse", "htv:methodName": "GET" });
     expect(ops(observe!)).toContain("unobserveproperty");
+    // The first form's stream also sends each message unnamed (node-wot hears only
+    // those); the plain stream follows it, as before.
+    const observeForms = position.forms.filter((f) => ops(f).includes("observeproperty"));
+    expect(observeForms.map((f) => f.href)).toEqual(["position?messages=both", "position"]);
 
     const limit = td.events.limitReached as { data: { properties: object }; forms: Form[] };
     expect(limit.data).toMatchObject({
@@ -752,6 +756,7 @@ describe("Thing Description forms for observation and events", () => {
     });
     const subscribe = formFor(limit.forms, "subscribeevent");
     expect(subscribe).toMatchObject({ subprotocol: "sse" });
+    expect(limit.forms.map((f) => f.href)).toEqual(["limitReached?messages=both", "limitReached"]);
 
     const observeAll = formFor(td.forms as Form[], "observeallproperties");
     const subscribeAll = formFor(td.forms as Form[], "subscribeallevents");
@@ -771,7 +776,8 @@ describe("Thing Description forms for observation and events", () => {
     const eventStream = await follow(subscribe!);
     const allProperties = await follow(observeAll!);
     const allEvents = await follow(subscribeAll!);
-    for (const reader of [positionStream, eventStream, allProperties, allEvents]) {
+    const plainPosition = await follow(observeForms[1]!);
+    for (const reader of [positionStream, eventStream, allProperties, allEvents, plainPosition]) {
       expect(reader.status).toBe(200);
       expect(reader.headers["content-type"]).toMatch(/^text\/event-stream\b/);
     }
@@ -784,15 +790,26 @@ describe("Thing Description forms for observation and events", () => {
     await allProperties.waitForCount(2, "two properties via the observeallproperties form");
     await eventStream.waitForCount(1, "limitReached via the subscribeevent form");
     await allEvents.waitForCount(1, "limitReached via the subscribeallevents form");
-    expect(positionStream.messages.map((m) => [m.event, json(m.data)])).toEqual([
-      ["position", { x: 7, y: 0, z: 0 }],
-    ]);
+    await positionStream.waitForCount(2, "position's unnamed twin");
+    await eventStream.waitForCount(2, "limitReached's unnamed twin");
+    // Named for SSE Profile consumers, then the same message unnamed, with the same id.
+    const twinned = (reader: RawSseReader, name: string) => {
+      const [named, unnamed] = reader.messages;
+      expect(reader.messages).toHaveLength(2);
+      expect(named!.event).toBe(name);
+      expect(unnamed).toEqual({ ...named, event: "message" });
+      expect(Number(named!.id)).toBeGreaterThan(0);
+      return json(named!.data);
+    };
+    expect(twinned(positionStream, "position")).toEqual({ x: 7, y: 0, z: 0 });
     expect(allProperties.messages.map((m) => [m.event, json(m.data)])).toEqual([
       ["position", { x: 7, y: 0, z: 0 }],
       ["speed", 1234],
     ]);
-    expect(eventStream.messages.map((m) => [m.event, json(m.data)])).toEqual([
-      ["limitReached", limitData],
+    expect(twinned(eventStream, "limitReached")).toEqual(limitData);
+    await plainPosition.waitForCount(1, "position via the plain form");
+    expect(plainPosition.messages.map((m) => [m.event, json(m.data)])).toEqual([
+      ["position", { x: 7, y: 0, z: 0 }],
     ]);
     expect(allEvents.messages.map((m) => [m.event, json(m.data)])).toEqual([
       ["limitReached", limitData],

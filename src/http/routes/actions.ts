@@ -1,6 +1,6 @@
 import { createReadStream } from "node:fs";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { LabThingsError, NotFoundError } from "../../errors.js";
+import { ConflictError, LabThingsError, NotFoundError } from "../../errors.js";
 import type { BlobStore, StoredBlob } from "../../runtime/blob-store.js";
 import type { ExposedThing } from "../../runtime/exposed-thing.js";
 import type { Invocation } from "../../runtime/invocation.js";
@@ -109,6 +109,32 @@ export function registerActionRoutes(app: FastifyInstance, context: ActionRouteC
     },
   );
   guardMethods(app, "/action_invocations/:id", ["GET", "DELETE"], "an action invocation");
+
+  // labthings-fastapi's `action_invocation_output`: the output alone (its `output` link).
+  app.get(
+    "/action_invocations/:id/output",
+    {
+      schema: {
+        tags: ["actions"],
+        summary: "The output of an invocation alone: JSON, or a blob's bytes (supports Range)",
+        params: idParam,
+      },
+    },
+    async (request, reply) => {
+      const invocation = invocations.get(idOf(request));
+      if (invocation.status !== "completed" || invocation.output === undefined) {
+        throw new ConflictError(
+          invocation.finished
+            ? `invocation '${invocation.id}' has no output (it ${invocation.status === "completed" ? "completed without one" : `is ${invocation.status}`})`
+            : `invocation '${invocation.id}' has no output yet (it is ${invocation.status})`,
+        );
+      }
+      const blob = invocations.outputBlob(invocation);
+      if (blob) return sendBlob(request, reply, blob);
+      return sendJson(reply, invocation.output);
+    },
+  );
+  guardMethods(app, "/action_invocations/:id/output", ["GET"], "an invocation's output");
 
   app.get(
     "/blobs/:id",
