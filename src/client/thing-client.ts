@@ -342,6 +342,7 @@ export class ThingClient {
     const common = {
       requester: this.#requester,
       action: name,
+      declaresOutput: action.output !== undefined,
       signal: options.signal,
       onProgress: options.onProgress,
       watch: options.watch,

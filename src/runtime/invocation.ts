@@ -261,6 +261,10 @@ export class Invocation {
     if (this.output !== undefined) {
       status.output = this.output;
       status.links.push({ rel: "output", href: `${href}/output` });
+    } else if (this.status === "completed") {
+      // labthings-fastapi's ThingClient reads `invocation["output"]` once completed: a
+      // KeyError in Python when absent.
+      status.output = null;
     }
     if (this.error) status.error = this.error;
     if (this.progress) status.progress = this.progress;
