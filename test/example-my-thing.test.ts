@@ -44,7 +44,7 @@ describe("MyThing without a server (its test_example_thing.py)", () => {
     const ctx = context();
     expect(thing.counter).toBe(0);
     expect(
-      thing.anaction({ repeats: 3, undocumented: 1, title: "MyTitle", attempts: ["a", "b"] }, ctx),
+      thing.anaction({ repeats: 3, undocumented: 1, title: "MyTitle", attempts: ["a", "b"] }),
     ).toEqual({ end_result: "finished!!" });
     expect(thing.make_a_dict({ extra_key: "key2", extra_value: "value2" })).toEqual({
       key: "value",

@@ -58,9 +58,9 @@ export class MyThing extends Thing {
     description:
       "Quite a complicated action.\n\nThis action has lots of parameters and is designed to confuse my schema generator. I hope it doesn't!",
   })
-  anaction(_input: Static<typeof AnactionInput>, ctx: ActionContext): Record<string, string> {
+  anaction(_input: Static<typeof AnactionInput>): Record<string, string> {
     // Actions are methods: one may call another directly.
-    this.increment_counter(undefined, ctx);
+    this.increment_counter();
     return { end_result: "finished!!" };
   }
 
@@ -81,7 +81,7 @@ export class MyThing extends Thing {
     description:
       "Increment the counter property.\n\nThis action doesn't do very much - all it does, in fact, is increment the counter (which may be read using the `counter` property).",
   })
-  increment_counter(_input?: undefined, _ctx?: ActionContext): void {
+  increment_counter(): void {
     this.counter += 1;
   }
 
@@ -98,7 +98,7 @@ export class MyThing extends Thing {
     const delay = input.delay ?? 1;
     for (let i = 0; i < increments; i++) {
       await ctx.sleep(delay * 1000);
-      this.increment_counter(undefined, ctx);
+      this.increment_counter();
       ctx.progress((i + 1) / increments);
     }
   }
