@@ -655,6 +655,46 @@ describe("back-pressure", () => {
     expect(values.length, "values were coalesced").toBeLessThan(last / 2);
   });
 
+  it("a websocket page that stops reading gets the newest values, coalesced, in bounded memory", async () => {
+    const gc = exposeGc();
+    const ws = await RecordingWebSocket.open(wsUrl("/lamp/ws"));
+    ws.send({ messageType: "addPropertyObservation", data: { sample: true, count: true } });
+    ws.send({ messageType: "addActionObservation", data: { nope: true } });
+    await ws.waitFor(() => ws.received.length === 1, "the subscriptions (then an error)");
+    ws.socket.pause();
+    lamp.count = 7;
+    const pad = "x".repeat(1024);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    let n = 0;
+    const until = performance.now() + 2000;
+    while (performance.now() < until) {
+      for (let i = 0; i < 200; i++) {
+        n += 1;
+        lamp.sample = { n, pad };
+        lamp.count = 7; // the same value: upstream's pages hear every assignment
+      }
+      await nextTurn();
+    }
+    gc();
+    const growth = process.memoryUsage().heapUsed - before;
+    expect(n).toBeGreaterThan(20_000);
+    expect(growth, `heap grew by ${(growth / MB).toFixed(1)} MB`).toBeLessThan(20 * MB);
+    expect(server.longLived.countByKind().websocket).toBe(1);
+
+    const last = n;
+    ws.socket.resume();
+    const sampleOf = (m: Record<string, unknown>) =>
+      (m.data as { sample?: Sample } | undefined)?.sample?.n;
+    await ws.waitFor(() => ws.received.some((m) => sampleOf(m) === last), "the newest sample");
+    const samples = ws.received.map(sampleOf).filter((v) => v !== undefined);
+    for (let i = 1; i < samples.length; i++) expect(samples[i]!).toBeGreaterThan(samples[i - 1]!);
+    expect(samples.length, "samples were coalesced").toBeLessThan(last / 2);
+    const counts = ws.received.filter((m) => (m.data as { count?: number })?.count === 7);
+    expect(counts.length).toBeGreaterThan(0);
+    expect(counts.length, "reassignments were coalesced too").toBeLessThan(last / 2);
+  });
+
   it("a reader of events that never reads is dropped after more than 256 queued events", async () => {
     connection = await stalledReader("/alarms/burst");
     const dropped = logs.waitFor(
