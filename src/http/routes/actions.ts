@@ -176,7 +176,8 @@ function registerThingActions(
         },
       },
       async (request, reply) => {
-        const invocation = invocations.invoke(exposed, declaration.name, request.body);
+        const input = hasBody(request) ? request.body : undefined;
+        const invocation = invocations.invoke(exposed, declaration.name, input);
         const href = invocationPath(prefix, invocation.id);
         if (!declaration.synchronous) {
           return sendJson(reply.code(201).header("location", href), invocation.toStatus(href));
@@ -218,6 +219,18 @@ function registerThingActions(
     );
     guardMethods(app, url, ["GET", "POST"], `action '${exposed.name}/${declaration.name}'`);
   }
+}
+
+/**
+ * Whether the request carried a body at all (Fastify reports a missing one as `null`, the
+ * same as a JSON `null`): a body-less POST is "no input", which an action whose input
+ * members are all optional takes as `{}`.
+ */
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers["content-length"];
+  return (
+    request.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0")
+  );
 }
 
 /** Serve a blob with Content-Type, Content-Length and single-range `Range` support. */
