@@ -123,11 +123,7 @@ export function registerActionRoutes(app: FastifyInstance, context: ActionRouteC
     async (request, reply) => {
       const invocation = invocations.get(idOf(request));
       if (invocation.status !== "completed" || invocation.output === undefined) {
-        throw new ConflictError(
-          invocation.finished
-            ? `invocation '${invocation.id}' has no output (it ${invocation.status === "completed" ? "completed without one" : `is ${invocation.status}`})`
-            : `invocation '${invocation.id}' has no output yet (it is ${invocation.status})`,
-        );
+        throw new ConflictError(`invocation '${invocation.id}' has ${whyNoOutput(invocation)}`);
       }
       const blob = invocations.outputBlob(invocation);
       if (blob) return sendBlob(request, reply, blob);
@@ -219,6 +215,13 @@ function registerThingActions(
     );
     guardMethods(app, url, ["GET", "POST"], `action '${exposed.name}/${declaration.name}'`);
   }
+}
+
+/** "no output yet (it is running)", "no output (it is failed)", … */
+function whyNoOutput(invocation: Invocation): string {
+  if (!invocation.finished) return `no output yet (it is ${invocation.status})`;
+  if (invocation.status === "completed") return "no output (it completed without one)";
+  return `no output (it is ${invocation.status})`;
 }
 
 /**
