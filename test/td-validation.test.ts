@@ -316,11 +316,13 @@ function checkContract(td: ThingDescription, expectedBase: string): void {
   if (anyWritable) expect(topOps).toContain("writemultipleproperties");
   else expect(topOps).not.toContain("writemultipleproperties");
 
-  // Observable properties add one SSE form (HTTP SSE Profile) for observe/unobserve.
+  // Observable properties add two SSE forms (HTTP SSE Profile) for observe/unobserve: the
+  // first for node-wot (each message also unnamed), then the plain one.
   const observe = (p: { observable?: boolean }) =>
     p.observable === true ? ["observeproperty", "unobserveproperty"] : [];
+  const sseHrefs = (name: string) => [`${name}?messages=both`, name];
   for (const [name, p] of properties) {
-    const ops = [...opsOf(p.forms as Forms)].sort();
+    const ops = [...new Set(opsOf(p.forms as Forms))].sort();
     if (p.readOnly === true) expect(ops, name).toEqual(["readproperty", ...observe(p)].sort());
     if (p.writeOnly === true) {
       expect(p.observable, name).toBe(false);
@@ -329,15 +331,19 @@ function checkContract(td: ThingDescription, expectedBase: string): void {
     if (p.readOnly !== true && p.writeOnly !== true) {
       expect(ops, name).toEqual(["readproperty", "writeproperty", ...observe(p)].sort());
     }
-    for (const form of p.forms as Forms) {
-      if (opsOf([form]).includes("observeproperty")) {
-        expect(form, name).toMatchObject({
-          href: name,
-          subprotocol: "sse",
-          "htv:methodName": "GET",
-        });
-      }
+    const observeForms = (p.forms as Forms).filter((f) => opsOf([f]).includes("observeproperty"));
+    for (const form of observeForms) {
+      expect(form, name).toMatchObject({
+        subprotocol: "sse",
+        contentType: "application/json",
+        "htv:methodName": "GET",
+      });
+      expect(opsOf([form]), name).toContain("unobserveproperty");
     }
+    expect(
+      observeForms.map((f) => f.href),
+      name,
+    ).toEqual(p.observable === true ? sseHrefs(name) : []);
   }
   if (properties.some(([, p]) => p.observable === true)) {
     expect(topOps).toEqual(
@@ -346,8 +352,12 @@ function checkContract(td: ThingDescription, expectedBase: string): void {
   }
   for (const [name, e] of Object.entries(td.events ?? {})) {
     const forms = e.forms as Forms;
-    expect(opsOf(forms).sort(), name).toEqual(["subscribeevent", "unsubscribeevent"]);
-    expect(forms[0], name).toMatchObject({ href: name, subprotocol: "sse" });
+    expect([...new Set(opsOf(forms))].sort(), name).toEqual(["subscribeevent", "unsubscribeevent"]);
+    expect(
+      forms.map((f) => f.href),
+      name,
+    ).toEqual(sseHrefs(name));
+    for (const form of forms) expect(form, name).toMatchObject({ subprotocol: "sse" });
     expect(topOps).toEqual(expect.arrayContaining(["subscribeallevents", "unsubscribeallevents"]));
   }
 
@@ -476,6 +486,11 @@ describe("Thing Descriptions served at the root", () => {
     expect(p.bench_label?.forms).toEqual([
       expect.objectContaining({ href: "bench_label", op: ["readproperty"] }),
       expect.objectContaining({ href: "bench_label", op: ["writeproperty"] }),
+      expect.objectContaining({
+        href: "bench_label?messages=both",
+        op: ["observeproperty", "unobserveproperty"],
+        subprotocol: "sse",
+      }),
       expect.objectContaining({
         href: "bench_label",
         op: ["observeproperty", "unobserveproperty"],

@@ -109,7 +109,7 @@ function propertyAffordance(property: ExposedProperty): Record<string, unknown> 
   affordance.writeOnly = !property.readable;
   const observable = property.readable && declaration.observable;
   affordance.observable = observable;
-  if (observable) forms.push(sseForm(property.name, ["observeproperty", "unobserveproperty"]));
+  if (observable) forms.push(...sseForms(property.name, ["observeproperty", "unobserveproperty"]));
   affordance.forms = forms;
   return affordance;
 }
@@ -122,12 +122,25 @@ function sseForm(href: string, op: string[]): Form {
   return { href, op, subprotocol: "sse", contentType: JSON_TYPE, "htv:methodName": "GET" };
 }
 
+/** The query of a stream whose every message comes twice: named, then unnamed. */
+export const UNNAMED_TWINS_QUERY = "messages=both";
+
+/**
+ * The SSE forms of one property or event: first the same stream with each message also
+ * sent unnamed, then the plain one. node-wot 0.9 takes the first form whose `op` fits
+ * and hears only unnamed messages (`EventSource.onmessage`); SSE Profile clients listen
+ * for the affordance's name, which both streams carry, whichever form they take.
+ */
+function sseForms(name: string, op: string[]): Form[] {
+  return [sseForm(`${name}?${UNNAMED_TWINS_QUERY}`, op), sseForm(name, op)];
+}
+
 function eventAffordance(declaration: EventDeclaration): Record<string, unknown> {
   const affordance: Record<string, unknown> = {};
   if (declaration.title) affordance.title = declaration.title;
   if (declaration.description) affordance.description = declaration.description;
   if (declaration.data) affordance.data = dataSchema(declaration.data);
-  affordance.forms = [sseForm(declaration.name, ["subscribeevent", "unsubscribeevent"])];
+  affordance.forms = sseForms(declaration.name, ["subscribeevent", "unsubscribeevent"]);
   return affordance;
 }
 
