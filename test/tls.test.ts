@@ -318,7 +318,7 @@ describe("the CLI's --tls-cert and --tls-key", () => {
     } catch (error) {
       return context.skip(`cannot make a network namespace (unshare --net): ${error}`);
     }
-    const cli = startCli(["--port", "0", "--host", "0.0.0.0"], { prefix: ["unshare", "--net"] });
+    const cli = startCli(["--port", "0", "--host", "0.0.0.0"], { launcher: ["unshare", "--net"] });
     await listeningUrl(cli);
     const warnings = cli.lines.filter((line) => line.level === 40).map((line) => String(line.msg));
     expect(warnings).toEqual(
@@ -332,7 +332,7 @@ describe("the CLI's --tls-cert and --tls-key", () => {
 
     const secured = startCli(
       ["--port", "0", "--host", "0.0.0.0", "--tls-cert", certFile, "--tls-key", keyFile],
-      { prefix: ["unshare", "--net"], env: { LABTHINGS_TOKEN: OPERATOR } },
+      { launcher: ["unshare", "--net"], env: { LABTHINGS_TOKEN: OPERATOR } },
     );
     await listeningUrl(secured);
     expect(

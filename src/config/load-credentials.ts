@@ -1,6 +1,6 @@
 /**
- * The secrets a config names by file: bearer tokens with their roles (`auth`) and the TLS
- * certificate and key (`tls`). Each file is read relative to the config file's folder,
+ * The secrets a config names by file: bearer tokens with their roles (`auth`), the TLS
+ * certificate and key (`tls`), and any other secret (a directory token, a broker password). Each file is read relative to the config file's folder,
  * and every mistake is a ConfigError naming the key and the file.
  */
 import { readFile } from "node:fs/promises";
@@ -23,11 +23,11 @@ export async function readAccessTokens(
   const fromEnvironment = environment.LABTHINGS_TOKEN?.trim();
   if (fromEnvironment) tokens.push({ token: fromEnvironment, role: "operator" });
   else if (config.auth?.tokenFile !== undefined) {
-    const token = await readSecret(baseDir, config.auth.tokenFile, "auth.tokenFile");
+    const token = await readSecretFile(baseDir, config.auth.tokenFile, "auth.tokenFile");
     tokens.push({ token, role: "operator" });
   }
   for (const [index, { file, role }] of (config.auth?.tokens ?? []).entries()) {
-    tokens.push({ token: await readSecret(baseDir, file, `auth.tokens.${index}.file`), role });
+    tokens.push({ token: await readSecretFile(baseDir, file, `auth.tokens.${index}.file`), role });
   }
   if (config.auth && tokens.length === 0) {
     throw new ConfigError("auth", "give tokenFile or tokens (or set LABTHINGS_TOKEN)");
@@ -54,7 +54,8 @@ export async function readTlsFiles(
   return tls;
 }
 
-async function readSecret(baseDir: string, path: string, key: string): Promise<string> {
+/** A secret kept in a file named by the config (a token, a password): trimmed, never empty. */
+export async function readSecretFile(baseDir: string, path: string, key: string): Promise<string> {
   const file = resolveConfigPath(baseDir, path);
   const token = (await readConfigFileBytes(file, key)).toString("utf8").trim();
   if (token === "") throw new ConfigError(key, `${file} is empty`);

@@ -109,8 +109,8 @@ export function startCli(
   options: {
     cwd?: string;
     env?: Record<string, string>;
-    /** A command that runs the CLI, e.g. `["unshare", "--net"]` for a network of its own. */
-    prefix?: string[];
+    /** Run it through this command, e.g. `nsenter --net=…` (a network namespace). */
+    launcher?: string[];
   } = {},
 ): Cli {
   let cwd = options.cwd;
@@ -119,13 +119,16 @@ export function startCli(
     if (scratchDirs.size === 0) process.once("exit", removeScratchDirs);
     scratchDirs.add(cwd);
   }
-  const command = [process.execPath, CLI, "serve", "--log-format", "json", ...args];
-  const [program, ...programArgs] = [...(options.prefix ?? []), ...command];
-  const child = spawn(program!, programArgs, {
-    cwd,
-    env: { ...process.env, NO_COLOR: "1", ...options.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const command = [...(options.launcher ?? []), process.execPath, CLI];
+  const child = spawn(
+    command[0]!,
+    [...command.slice(1), "serve", "--log-format", "json", ...args],
+    {
+      cwd,
+      env: { ...process.env, NO_COLOR: "1", ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   trackChild(child);
   const lines: LogLine[] = [];
   const rawLines: string[] = [];
