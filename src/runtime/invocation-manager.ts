@@ -6,7 +6,8 @@
  */
 import { performance } from "node:perf_hooks";
 import { ConflictError, InvalidInputError, LabThingsError, NotFoundError } from "../errors.js";
-import { type ActionDeclaration, BlobOutput } from "../model/action.js";
+import { BlobOutput } from "../model/action.js";
+import type { ActionDeclaration } from "../model/declarations.js";
 import type { ThingLogger } from "../model/logger.js";
 import type { SchemaValidator } from "../model/schema-validator.js";
 import { describeFieldErrors } from "../model/schema-validator.js";

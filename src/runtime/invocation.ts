@@ -1,5 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
-import type { ActionContext, ActionDeclaration } from "../model/action.js";
+import type { ActionContext } from "../model/action.js";
+import type { ActionDeclaration } from "../model/declarations.js";
 import type { LogFn, ThingLogger } from "../model/logger.js";
 import { randomFlatUuid } from "./flat-uuid.js";
 
