@@ -143,7 +143,10 @@ const badRequests: BadRequest[] = [
     body: '{"width": 800,',
     status: 400,
     watch: ["/camera/resolution"],
-    check: (problem) => expect(problem.detail).toMatch(/JSON/),
+    check: (problem) => {
+      expect(problem.detail).toMatch(/JSON/);
+      expect(problem.type).toBe("tag:labthings-ts,2026:invalid-json");
+    },
   },
   {
     name: "wrong type: a string for an integer",
@@ -197,10 +200,13 @@ const badRequests: BadRequest[] = [
     status: 400,
     watch: ["/camera/resolution"],
     check: (problem) => {
-      const fields = problem.errors?.map((e) => [e.field, e.rule]) ?? [];
-      expect(fields).toContainEqual(["/resolution/height", "required"]);
-      expect(fields).toContainEqual(["/resolution/depth", "additionalProperties"]);
-      expect(problem.detail).toContain("/resolution/height");
+      // In the order of the value: the extra key where it stands, the missing one after
+      // everything present, named at the object it is missing from.
+      expect(problem.errors?.map((e) => [e.field, e.rule, e.message])).toEqual([
+        ["/resolution/depth", "additionalProperties", "is not allowed here (unknown member)"],
+        ["/resolution", "required", "must have required property 'height'"],
+      ]);
+      expect(problem.detail).toContain("/resolution must have required property 'height'");
       expect(problem.detail).toContain("/resolution/depth");
     },
   },

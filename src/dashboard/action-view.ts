@@ -128,7 +128,7 @@ export class ActionView {
       await this.run(input);
     } catch (error) {
       if (error instanceof HttpError && error.status === 400 && this.#field) {
-        this.#field.showProblems(serverProblems(error.problem, this.name));
+        this.#field.showProblems(serverProblems(error.problem));
         this.#field.focusFirstProblem();
       }
       this.#say(`Not started: ${errorText(error)}`, "problem");

@@ -70,7 +70,8 @@ export class InvocationManager {
   invoke(exposed: ExposedThing, actionName: string, input: unknown): Invocation {
     const declaration = exposed.action(actionName);
     if (declaration.input) {
-      const errors = this.#options.validator.check(declaration.input, input, actionName);
+      // Paths are relative to the input (`/x`), the value the caller sent.
+      const errors = this.#options.validator.check(declaration.input, input, "");
       if (errors.length > 0) {
         throw new InvalidInputError(
           `invalid input for action '${exposed.name}/${actionName}': ${describeFieldErrors(errors)}`,
@@ -79,7 +80,7 @@ export class InvocationManager {
       }
     } else if (input !== undefined && input !== null) {
       throw new InvalidInputError(`action '${exposed.name}/${actionName}' takes no input`, [
-        { field: `/${actionName}`, rule: "noInput", message: "must be empty" },
+        { field: "/", rule: "noInput", message: "must be empty" },
       ]);
     }
     const lock = declaration.lock;

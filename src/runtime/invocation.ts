@@ -263,7 +263,10 @@ export class InvocationContext implements ActionContext {
     const invocation = this.#invocation;
     this.#progress ??= (fraction, message) => {
       invocation.progress = {
-        ...(fraction === undefined ? {} : { fraction: Math.max(0, Math.min(1, fraction)) }),
+        // NaN or Infinity (a division by zero in the action) means "unknown", not null.
+        ...(fraction === undefined || Number.isNaN(fraction)
+          ? {}
+          : { fraction: readableFraction(fraction) }),
         ...(message === undefined ? {} : { message }),
       };
       invocation.changed();
@@ -307,4 +310,12 @@ export function invocationLogger(invocation: Invocation, serverLogger: ThingLogg
     child: () => logger,
   };
   return logger;
+}
+
+/**
+ * A progress fraction as a person reads it: clamped to 0..1 and rounded to 0.1 %
+ * (`0.27612944000000184` → `0.276`), so clients never show float noise.
+ */
+export function readableFraction(fraction: number): number {
+  return Math.round(Math.max(0, Math.min(1, fraction)) * 1000) / 1000;
 }
