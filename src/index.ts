@@ -45,6 +45,7 @@ export {
   type FieldError,
   InvalidInputError,
   LabThingsError,
+  ListenError,
   MethodNotAllowedError,
   NotFoundError,
   ThingDefinitionError,

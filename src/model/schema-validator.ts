@@ -16,6 +16,8 @@ export interface SchemaProblem extends FieldError {
   readonly allowed?: readonly unknown[];
   /** For `type`: the JSON types the schema wants there. */
   readonly types?: readonly string[];
+  /** For `additionalProperties`: the members the object may have. */
+  readonly members?: readonly string[];
 }
 
 /**
@@ -181,6 +183,9 @@ function toProblem(error: Reported, root: string): SchemaProblem {
         ? params.type.map(String)
         : String(params.type).split(",")
       : undefined);
+  const declared = (error.parentSchema as { properties?: object } | undefined)?.properties;
+  const members =
+    error.keyword === "additionalProperties" && declared ? Object.keys(declared) : undefined;
   return {
     field: field || "/",
     rule: error.allowed ? "enum" : error.keyword,
@@ -189,6 +194,7 @@ function toProblem(error: Reported, root: string): SchemaProblem {
     value,
     ...(error.allowed ? { allowed: error.allowed } : {}),
     ...(types ? { types } : {}),
+    ...(members ? { members } : {}),
   };
 }
 

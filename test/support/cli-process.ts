@@ -191,3 +191,41 @@ export async function listeningUrl(cli: Cli): Promise<string> {
   expect(typeof line.url).toBe("string");
   return line.url as string;
 }
+
+export interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Run `labthings-ts …args` (any command, no flags added) to its end, bounded: its exit
+ * code and everything it printed. For commands expected to finish on their own.
+ */
+export async function runCli(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<Finished> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, NO_COLOR: "1", LABTHINGS_TOKEN: "", ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  trackChild(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const code = await within(
+    new Promise<number | null>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("close", (exit) => resolve(exit));
+    }),
+    `labthings-ts ${args.join(" ")} to exit`,
+  );
+  return { code, stdout, stderr };
+}
