@@ -1,5 +1,4 @@
 import { readFile } from "node:fs/promises";
-import { resolve } from "node:path";
 import closeWithGrace from "close-with-grace";
 import type { ServerConfig } from "../config/config-schema.js";
 import { readConfigJson, resolveConfigPath, validateConfig } from "../config/load-config.js";
