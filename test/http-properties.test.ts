@@ -544,10 +544,15 @@ describe("server options", () => {
     }
   });
 
-  it("GET /docs returns an HTML page", async () => {
+  it("GET /docs returns an HTML page branded labthings-ts, pointing at /openapi.json", async () => {
     const response = await fetch(`${base}/docs`);
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toMatch(/^text\/html\b/);
-    expect(await response.text()).toMatch(/<html/i);
+    const html = await response.text();
+    expect(html).toMatch(/<html/i);
+    expect(html).toContain("<title>labthings-ts: API docs</title>");
+    const initializer = await (await fetch(`${base}/docs/static/swagger-initializer.js`)).text();
+    expect(initializer).toContain('"url":"/openapi.json"');
+    expect(initializer).toContain("data:image/svg+xml;base64");
   });
 });

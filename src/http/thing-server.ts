@@ -456,7 +456,7 @@ export class ThingServer {
           longLived: this.longLived,
           logger: this.logger,
         });
-        await registerDocsPages(api);
+        await registerDocsPages(api, this.#prefix);
       },
       { prefix: this.#prefix },
     );
