@@ -19,10 +19,10 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { validateConfig } from "../src/config/load-config.js";
-import { SERVE_FLAGS } from "../src/cli/serve-flags.js";
-import { ThingServer } from "../src/index.js";
 import { Camera, Stage } from "../docs/examples/microscope.js";
+import { SERVE_FLAGS } from "../src/cli/serve-flags.js";
+import { validateConfig } from "../src/config/load-config.js";
+import { ThingServer } from "../src/index.js";
 import { within } from "./support/within.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));

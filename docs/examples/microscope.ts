@@ -19,9 +19,12 @@ type Position = Static<typeof Position>;
 
 /** A motor driver stand-in: one step at a time, each taking 1 ms. */
 class Motors {
+  readonly steps = { x: 0, y: 0, z: 0 };
+
   async step(axis: keyof Position, direction: 1 | -1, signal: AbortSignal): Promise<void> {
     signal.throwIfAborted(); // a real driver would stop the motor here
     await new Promise((resolve) => setTimeout(resolve, 1));
+    this.steps[axis] += direction;
   }
 }
 
@@ -89,6 +92,7 @@ export class Camera extends Thing {
     this.stream.pushFrame(jpeg); // fanned out to every viewer; non-JPEG input throws
   }
 }
+
 // #endregion things
 
 // #region server
