@@ -16,11 +16,11 @@ import { fileURLToPath } from "node:url";
 import type { Browser, Locator, Page } from "playwright-core";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { type ActionStatus, ThingServer } from "../src/index.js";
 import { launchChromium } from "./support/chromium.js";
 import { Lamp } from "./support/dashboard-things.js";
 import { getJson, putJson } from "./support/json-http.js";
+import { microscopeEntries } from "./support/microscope.js";
 import { rawGet } from "./support/raw-http.js";
 import { serveDuringSuite } from "./support/suite-server.js";
 import { within } from "./support/within.js";
@@ -114,11 +114,7 @@ describe("the dashboard in Chromium", () => {
       throw new Error(`run 'npm run build' first: ${BUILT_DASHBOARD} is missing`);
     await mkdir(RESULTS, { recursive: true });
     microscope = new ThingServer(
-      [
-        { name: "stage", thing: new SimulatedStage() },
-        { name: "camera", thing: new SimulatedCamera({ width: WIDTH, height: HEIGHT, fps: 15 }) },
-        { name: "autofocus", thing: new Autofocus() },
-      ],
+      microscopeEntries({ camera: { width: WIDTH, height: HEIGHT, fps: 15 }, autofocus: true }),
       { port: 0 },
     );
     // Under an API prefix, as behind a reverse proxy: the page and its modules follow it.

@@ -14,7 +14,14 @@ import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { assertBuilt, CLI, killAll, runCli, trackChild } from "./support/cli-process.js";
+import {
+  assertBuilt,
+  CLI,
+  killAll,
+  runCli,
+  runProcess,
+  trackChild,
+} from "./support/cli-process.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { deferred, within } from "./support/within.js";
 
@@ -37,35 +44,16 @@ function cleanEnvironment(): Record<string, string> {
 
 interface Run {
   code: number | null;
+  /** stdout and stderr, one after the other. */
   output: string;
   ms: number;
 }
 
-/** Run a command to its end in `cwd`, bounded; its exit code, stdout + stderr and time. */
+/** Run a command to its end in `cwd` (npm's own variables removed), bounded. */
 async function run(command: string, args: string[], cwd: string, ms = NPM_MS): Promise<Run> {
-  const started = performance.now();
-  const child = spawn(command, args, {
-    cwd,
-    env: { ...cleanEnvironment(), NO_COLOR: "1", CI: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  trackChild(child);
-  let output = "";
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-    output += chunk;
-  });
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-    output += chunk;
-  });
-  const code = await within(
-    new Promise<number | null>((resolve, reject) => {
-      child.once("error", reject);
-      child.once("close", resolve);
-    }),
-    `${command} ${args.join(" ")} in ${cwd}`,
-    ms,
-  );
-  return { code, output, ms: performance.now() - started };
+  const env = { ...cleanEnvironment(), NO_COLOR: "1", CI: "1" };
+  const { code, stdout, stderr, ms: took } = await runProcess(command, args, { cwd, env, ms });
+  return { code, output: `${stdout}${stderr}`, ms: took };
 }
 
 let work: string;

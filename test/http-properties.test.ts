@@ -7,9 +7,9 @@
 import { once } from "node:events";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { property, Thing, ThingServer, type ThingServerOptions, Type } from "../src/index.js";
 import { getJson, putJson } from "./support/json-http.js";
+import { microscopeEntries } from "./support/microscope.js";
 import { expectProblem, expectRawProblem, type Problem } from "./support/problem.js";
 import { parseResponses, RawConnection } from "./support/raw-http.js";
 import { deferred, within } from "./support/within.js";
@@ -18,13 +18,7 @@ import { deferred, within } from "./support/within.js";
 const WAIT_MS = 10_000;
 
 function microscope(options: ThingServerOptions = {}): ThingServer {
-  return new ThingServer(
-    [
-      { name: "stage", thing: new SimulatedStage() },
-      { name: "camera", thing: new SimulatedCamera() },
-    ],
-    { port: 0, ...options },
-  );
+  return new ThingServer(microscopeEntries(), { port: 0, ...options });
 }
 
 const servers: ThingServer[] = [];
@@ -433,7 +427,7 @@ describe("shutdown", () => {
   });
 
   it("connections that never sent a request do not hold up close()", async () => {
-    const server = new ThingServer([{ name: "stage", thing: new SimulatedStage() }], { port: 0 });
+    const server = new ThingServer(microscopeEntries({ camera: false }), { port: 0 });
     const { port } = new URL(await server.start());
     // Browsers and fetch open spare connections; one is held open here, silent.
     const spare = connect({ host: "127.0.0.1", port: Number(port) });

@@ -24,10 +24,10 @@
 import HttpBinding from "@node-wot/binding-http";
 import { Servient } from "@node-wot/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { type ActionStatus, action, property, Thing, ThingServer, Type } from "../src/index.js";
 import { FINISHED, pollFinished } from "./support/actions-http.js";
 import { getJson } from "./support/json-http.js";
+import { microscopeEntries, SMALL_CAMERA } from "./support/microscope.js";
 import { within } from "./support/within.js";
 
 type WoTRuntime = Awaited<ReturnType<Servient["start"]>>;
@@ -85,9 +85,7 @@ describe("node-wot as a client of labthings-ts", () => {
   beforeAll(async () => {
     server = new ThingServer(
       [
-        { name: "stage", thing: new SimulatedStage() },
-        { name: "camera", thing: new SimulatedCamera({ width: 320, height: 240, fps: 15 }) },
-        { name: "autofocus", thing: new Autofocus() },
+        ...microscopeEntries({ camera: SMALL_CAMERA, autofocus: true }),
         { name: "calculator", thing: new Calculator() },
       ],
       { port: 0 },
