@@ -9,6 +9,7 @@
  * Runs `dist/`: `npm test` builds first; run `npm run build` before this file alone.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
@@ -44,6 +45,7 @@ function cleanEnvironment(): Record<string, string> {
 
 interface Run {
   code: number | null;
+  stdout: string;
   /** stdout and stderr, one after the other. */
   output: string;
   ms: number;
@@ -53,7 +55,7 @@ interface Run {
 async function run(command: string, args: string[], cwd: string, ms = NPM_MS): Promise<Run> {
   const env = { ...cleanEnvironment(), NO_COLOR: "1", CI: "1" };
   const { code, stdout, stderr, ms: took } = await runProcess(command, args, { cwd, env, ms });
-  return { code, output: `${stdout}${stderr}`, ms: took };
+  return { code, stdout, output: `${stdout}${stderr}`, ms: took };
 }
 
 let work: string;
@@ -106,7 +108,8 @@ describe("labthings-ts init", () => {
     // The working tree as npm would publish it (runs `prepare`: an up-to-date build).
     const packed = await run("npm", ["pack", "--pack-destination", work], ROOT);
     expect(packed.code, packed.output).toBe(0);
-    const tarball = join(work, packed.output.trim().split("\n").at(-1)!);
+    const tarball = join(work, packed.stdout.trim().split("\n").at(-1)!);
+    expect(existsSync(tarball), `npm pack wrote ${tarball}`).toBe(true);
 
     const project = join(work, "my-lab");
     const made = await runCli(["init", project, "--from", tarball]);

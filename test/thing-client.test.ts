@@ -420,7 +420,7 @@ describe("actions", () => {
     expect(error).toBeInstanceOf(HttpError);
     expect((error as HttpError).status).toBe(400);
     expect((error as HttpError).problem?.errors).toEqual([
-      expect.objectContaining({ field: "/count/steps", rule: "maximum" }),
+      expect.objectContaining({ field: "/steps", rule: "maximum" }),
     ]);
   });
 
