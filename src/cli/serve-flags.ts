@@ -7,7 +7,7 @@
 import { resolve } from "node:path";
 import type { TSchema } from "@sinclair/typebox";
 import { LOG_LEVELS, ServerConfig } from "../config/config-schema.js";
-import { parseArguments } from "./cli-errors.js";
+import { ArgumentError, parseArguments } from "./cli-errors.js";
 
 export interface ServeFlag {
   /** `port` for `--port`. */
@@ -19,6 +19,8 @@ export interface ServeFlag {
   readonly key?: string;
   /** A path: resolved against the working directory, as command-line paths are. */
   readonly path?: boolean;
+  /** For a switch: the value it gives its key (default `true`), e.g. `false` for `--no-mdns`. */
+  readonly sets?: unknown;
   /** One or more lines of help. */
   readonly help: string;
 }
@@ -68,6 +70,24 @@ export const SERVE_FLAGS: readonly ServeFlag[] = [
     value: "MS",
     key: "shutdownTimeoutMs",
     help: "hard deadline for shutdown (default 5000)",
+  },
+  {
+    name: "mdns",
+    key: "mdns",
+    help: "advertise the Things over DNS-SD (default: on unless the host is loopback)",
+  },
+  { name: "no-mdns", key: "mdns", sets: false, help: "do not advertise over DNS-SD" },
+  {
+    name: "directory",
+    value: "URL",
+    key: "directory.url",
+    help: "register every TD with this W3C TD Directory",
+  },
+  {
+    name: "mqtt",
+    value: "URL",
+    key: "mqtt.url",
+    help: "publish through this MQTT broker (mqtt://host:1883)",
   },
   {
     name: "log-level",
@@ -134,7 +154,10 @@ export function parseServeFlags(args: string[], flags = SERVE_FLAGS): ParsedServ
   for (const flag of flags) {
     const given = values[flag.name];
     if (given === undefined || !flag.key) continue;
-    setPath(overrides, flag.key, converted(flag, given));
+    // Two flags for one key (--mdns and --no-mdns) cannot both be meant.
+    const earlier = flagsByKey[flag.key];
+    if (earlier) throw new ArgumentError("serve", `give ${earlier} or --${flag.name}, not both`);
+    setPath(overrides, flag.key, flag.value ? converted(flag, given) : (flag.sets ?? given));
     flagsByKey[flag.key] = `--${flag.name}`;
   }
   return {

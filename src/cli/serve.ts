@@ -3,8 +3,9 @@ import closeWithGrace from "close-with-grace";
 import type { ServerConfig } from "../config/config-schema.js";
 import { readConfigJson, resolveConfigPath, validateConfig } from "../config/load-config.js";
 import { loadThings } from "../config/load-things.js";
+import { isLoopbackHost, machineLabel } from "../discovery/network-addresses.js";
 import { ConfigError } from "../errors.js";
-import { DEFAULTS, ThingServer } from "../http/thing-server.js";
+import { DEFAULTS, ThingServer, type ThingServerOptions } from "../http/thing-server.js";
 import { brief, createLogger, debugForPeople } from "../logging/logger.js";
 import { reportFailure } from "./cli-errors.js";
 import { parseServeFlags, serveUsage } from "./serve-flags.js";
@@ -56,21 +57,51 @@ async function readToken(config: ServerConfig, baseDir: string): Promise<string 
   const fromEnvironment = process.env.LABTHINGS_TOKEN;
   if (fromEnvironment !== undefined && fromEnvironment.trim() !== "") return fromEnvironment.trim();
   if (!config.auth) return undefined;
-  const file = resolveConfigPath(baseDir, config.auth.tokenFile);
+  return readSecretFile(baseDir, config.auth.tokenFile, "auth.tokenFile");
+}
+
+/** A secret kept in a file named by the config (a token, a password): trimmed, never empty. */
+async function readSecretFile(baseDir: string, path: string, key: string): Promise<string> {
+  const file = resolveConfigPath(baseDir, path);
   let text: string;
   try {
     text = await readFile(file, "utf8");
   } catch (error) {
-    throw new ConfigError("auth.tokenFile", `cannot read ${file}: ${(error as Error).message}`);
+    throw new ConfigError(key, `cannot read ${file}: ${(error as Error).message}`);
   }
-  const token = text.trim();
-  if (token === "") throw new ConfigError("auth.tokenFile", `${file} is empty`);
-  return token;
+  const secret = text.trim();
+  if (secret === "") throw new ConfigError(key, `${file} is empty`);
+  return secret;
 }
 
-/** 127.0.0.0/8, ::1 and localhost reach only this machine. */
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+/** The directory and MQTT options, with their secrets read and defaults filled in. */
+async function networkOptions(
+  config: ServerConfig,
+  baseDir: string,
+  port: number,
+): Promise<Pick<ThingServerOptions, "directory" | "mqtt">> {
+  const { directory, mqtt } = config;
+  return {
+    directory: directory && {
+      url: directory.url,
+      ttlSeconds: directory.ttlSeconds,
+      token: directory.tokenFile
+        ? await readSecretFile(baseDir, directory.tokenFile, "directory.tokenFile")
+        : undefined,
+    },
+    mqtt: mqtt && {
+      url: mqtt.url,
+      // Two servers on one machine differ by port (by process when the port is picked).
+      topicPrefix: mqtt.topicPrefix ?? `labthings/${machineLabel()}-${port || process.pid}`,
+      username: mqtt.username,
+      password: mqtt.passwordFile
+        ? await readSecretFile(baseDir, mqtt.passwordFile, "mqtt.passwordFile")
+        : undefined,
+      commands: mqtt.commands,
+      advertisedUrl: mqtt.advertisedUrl,
+      protocolVersion: mqtt.protocolVersion,
+    },
+  };
 }
 
 /** `labthings-ts serve`: load, start, listen, and shut down cleanly on SIGINT/SIGTERM. */
@@ -116,10 +147,14 @@ async function run(config: ServerConfig, baseDir: string, startedAt: number): Pr
     settingsDir: resolveConfigPath(baseDir, config.settingsDir ?? "settings"),
     actionRetentionMs: config.actionRetentionMs,
     maxRetainedInvocations: config.maxRetainedInvocations,
+    mdns: config.mdns,
+    publicUrl: config.publicUrl,
+    fleet: config.fleet,
+    ...(await networkOptions(config, baseDir, config.port ?? DEFAULTS.port)),
     logger,
   });
   const host = config.host ?? DEFAULTS.host;
-  if (authToken === undefined && !isLoopback(host)) {
+  if (authToken === undefined && !isLoopbackHost(host)) {
     logger.warn(
       { host },
       `listening on ${host} without authentication: anyone who can reach this machine can control its instruments`,
