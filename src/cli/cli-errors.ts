@@ -106,7 +106,9 @@ function reportConfigError(
   const where = error.source ? `${error.source}: ` : "";
   if (error.problems.length === 1) {
     const [problem] = error.problems as [(typeof error.problems)[number]];
-    say(problem.flag ? line(problem) : `${where}${line(problem)}`);
+    // Not from a file's check (a token file that cannot be read, say): say it is config.
+    const prefix = where || (problem.key ? "config " : "");
+    say(problem.flag ? line(problem) : `${prefix}${line(problem)}`);
     return;
   }
   say(`${where || "the configuration: "}${error.problems.length} mistakes`);
