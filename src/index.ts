@@ -46,6 +46,7 @@ export {
   ForbiddenError,
   InvalidInputError,
   LabThingsError,
+  ListenError,
   MethodNotAllowedError,
   NotFoundError,
   QueueFullError,
@@ -84,6 +85,8 @@ export {
 export { type PropertyOptions, property, setting } from "./model/property.js";
 export { type SlotOptions, thingSlot } from "./model/slot.js";
 export {
+  type EventListener,
+  observeEvents,
   observeProperties,
   type PropertyChangeListener,
   Thing,

@@ -309,7 +309,7 @@ describe("the CLI's --tls-cert and --tls-key", () => {
 
     const half = startCli(["--port", "0", "--tls-cert", certFile]);
     expect((await within(half.closed, "the CLI to exit")).code).toBe(2);
-    expect(half.stderr()).toContain("HTTPS needs both --tls-cert and --tls-key");
+    expect(half.stderr()).toContain("tls.keyFile: is missing (it is required)");
   });
 
   it("beyond loopback without TLS it warns about plain HTTP (and without a token, about that too)", async (context) => {

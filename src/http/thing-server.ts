@@ -34,7 +34,13 @@ import type { DirectoryOptions } from "../discovery/directory-registration.js";
 import { FleetSurvey } from "../discovery/fleet-survey.js";
 import { machineLabel, reachableOrigin } from "../discovery/network-addresses.js";
 import { mdnsEnabled, NetworkPresence } from "../discovery/network-presence.js";
-import { ConfigError, NotFoundError, ThingLifecycleError, UnavailableError } from "../errors.js";
+import {
+  ConfigError,
+  ListenError,
+  NotFoundError,
+  ThingLifecycleError,
+  UnavailableError,
+} from "../errors.js";
 import { BlobStore } from "../runtime/blob-store.js";
 import { InvocationManager } from "../runtime/invocation-manager.js";
 import { ObservationHub } from "../runtime/observation-hub.js";
@@ -319,7 +325,7 @@ export class ThingServer {
       this.#app = await this.#buildApp();
       this.#connections.attach(this.#app.server);
       const host = this.#options.host ?? DEFAULTS.host;
-      await this.#app.listen({ host, port: this.#options.port ?? DEFAULTS.port });
+      await this.#listen(this.#app, host, this.#options.port ?? DEFAULTS.port);
       const address = this.#app.server.address();
       const port = typeof address === "object" && address ? address.port : this.#options.port;
       const scheme = this.#certificate ? "https" : "http";
@@ -335,6 +341,24 @@ export class ThingServer {
       await this.registry.stopAll(timeoutMs);
       await this.#app?.close();
       throw error;
+    }
+  }
+
+  /** Listen, without Fastify's own "Server listening" line (whoever starts us says where). */
+  async #listen(app: FastifyInstance, host: string, port: number): Promise<void> {
+    const log = app.log as Logger;
+    const level = log.level;
+    log.level = level === "silent" || log.levelVal > 30 ? level : "warn";
+    try {
+      await app.listen({ host, port });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+        throw new ListenError(host, port, code, { cause: error });
+      }
+      throw error;
+    } finally {
+      log.level = level;
     }
   }
 
@@ -483,7 +507,8 @@ export class ThingServer {
 
   async #buildApp(): Promise<FastifyInstance> {
     const app = Fastify({
-      // Every log line about a request (Fastify's own too) shows its URL without the token.
+      // A child, so the quiet listen (#listen) can lower its level without touching ours;
+      // every log line about a request (Fastify's own too) shows its URL without the token.
       loggerInstance: this.logger.child(
         {},
         { serializers: { req: redactedRequest } },
@@ -612,7 +637,7 @@ export class ThingServer {
           longLived: this.longLived,
           logger: this.logger,
         });
-        await registerDocsPages(api);
+        await registerDocsPages(api, this.#prefix);
         registerFleetRoutes(api, () => this.#fleet, context);
       },
       { prefix: this.#prefix },
