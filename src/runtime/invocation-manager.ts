@@ -5,11 +5,18 @@
  * everything at shutdown.
  */
 import { performance } from "node:perf_hooks";
-import { ConflictError, InvalidInputError, LabThingsError, NotFoundError } from "../errors.js";
+import {
+  ConflictError,
+  InvalidInputError,
+  LabThingsError,
+  NotFoundError,
+  UnavailableError,
+} from "../errors.js";
 import { type ActionDeclaration, BlobOutput } from "../model/action.js";
 import type { ThingLogger } from "../model/logger.js";
 import type { SchemaValidator } from "../model/schema-validator.js";
 import { describeFieldErrors } from "../model/schema-validator.js";
+import { unavailableReason } from "../model/thing.js";
 import type { BlobReference, BlobStore } from "./blob-store.js";
 import type { ExposedThing } from "./exposed-thing.js";
 import { Invocation, InvocationContext, type InvocationError } from "./invocation.js";
@@ -80,6 +87,10 @@ export class InvocationManager {
       throw new InvalidInputError(`action '${exposed.name}/${actionName}' takes no input`, [
         { field: `/${actionName}`, rule: "noInput", message: "must be empty" },
       ]);
+    }
+    const unavailable = unavailableReason(exposed.thing);
+    if (unavailable !== undefined) {
+      throw new UnavailableError(`'${exposed.name}/${actionName}' cannot run now: ${unavailable}`);
     }
     const lock = declaration.lock;
     if (lock?.waitMs === 0 && this.#options.locks.holder(lock.name)) {
