@@ -26,3 +26,16 @@ export {
   type SupervisedProcessOptions,
 } from "./process/supervised-process.js";
 export { Camera, type MoveOptions, Position, Stage } from "./roles.js";
+export {
+  SangaboardStage,
+  SangaboardStageOptions,
+} from "./sangaboard/sangaboard-stage.js";
+export {
+  DeviceError,
+  type QueryOptions,
+  type SerialChannel,
+  SerialLineDevice,
+  type SerialLineDeviceOptions,
+  type SerialStatus,
+  SerialTimeoutError,
+} from "./serial/serial-line-device.js";
