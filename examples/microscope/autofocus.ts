@@ -6,8 +6,7 @@ import {
   Type,
   thingSlot,
 } from "../../src/index.js";
-import { SimulatedCamera } from "./camera.js";
-import { SimulatedStage } from "./stage.js";
+import { Camera, Stage } from "../../src/instruments/roles.js";
 
 export const AutofocusInput = Type.Object(
   {
@@ -45,8 +44,9 @@ export class Autofocus extends Thing {
   static override description =
     "Finds the focal plane by sweeping the stage in z and scoring the camera's JPEG sizes.";
 
-  @thingSlot(SimulatedCamera) accessor camera!: SimulatedCamera;
-  @thingSlot(SimulatedStage) accessor stage!: SimulatedStage;
+  // Roles, not classes: a webcam and a Sangaboard fill these as well as the simulations.
+  @thingSlot(Camera) accessor camera!: Camera;
+  @thingSlot(Stage) accessor stage!: Stage;
 
   @action({
     input: AutofocusInput,

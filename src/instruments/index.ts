@@ -19,6 +19,7 @@ export {
   type ProcessCameraSettings,
   Resolution,
 } from "./camera/process-camera.js";
+export { RpicamCamera, RpicamCameraOptions } from "./camera/rpicam-camera.js";
 export { findExecutable } from "./process/find-executable.js";
 export {
   type ProcessExit,
