@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { ConfigError, LabThingsError, ThingLifecycleError } from "../errors.js";
 import { call } from "./call.js";
 import { clientGen } from "./client-gen.js";
+import { devices } from "./devices.js";
 import { SERVE_USAGE, serve } from "./serve.js";
 
 const USAGE = `Usage: labthings-ts <command> [options]
@@ -12,6 +13,7 @@ Commands:
   serve       serve Things over HTTP (default: the simulated microscope)
   call        read or write a property, invoke an action (with progress) or follow an event
   client-gen  write a typed TypeScript client for a Thing, from its TD (URL or file)
+  devices     list cameras and serial ports, with the config entry for each
 
 Run 'labthings-ts <command> --help' for a command's options.`;
 
@@ -35,6 +37,8 @@ async function main(argv: string[]): Promise<void> {
       return call(rest);
     case "client-gen":
       return clientGen(rest);
+    case "devices":
+      return devices(rest);
     case "--version":
     case "-v":
       console.log(version());
