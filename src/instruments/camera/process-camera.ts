@@ -97,8 +97,14 @@ export interface CaptureCommand {
 const WATCHDOG_TICK_MS = 200;
 /** A run that has delivered frames this long resets the restart delay. */
 const HEALTHY_AFTER_MS = 10_000;
-/** Refresh the preview this often while nobody watches it, so its snapshot stays current. */
-const IDLE_PREVIEW_MS = 1000;
+/**
+ * Refresh the preview this often while nobody watches it, so its snapshot stays fairly
+ * current: a downscale costs ~15 ms of CPU, so once a second would cost a passthrough
+ * camera about as much as serving the stream (bench:camera).
+ */
+const IDLE_PREVIEW_MS = 5000;
+/** The preview's frame rate at most, while watched. */
+const PREVIEW_MAX_FPS = 15;
 
 export abstract class ProcessCamera extends Camera {
   @mjpegStream({ title: "Live view", description: "Full-resolution live view." })
@@ -427,8 +433,8 @@ export abstract class ProcessCamera extends Camera {
   /** Downscale in libvips' thread pool, one frame at a time, only as often as needed. */
   #updatePreview(jpeg: Buffer, timestamp: number, now: number): void {
     if (this.#previewBusy) return;
-    const watched = this.preview.watched;
-    if (!watched && now - this.#previewAt < IDLE_PREVIEW_MS) return;
+    const interval = this.preview.watched ? 1000 / PREVIEW_MAX_FPS : IDLE_PREVIEW_MS;
+    if (now - this.#previewAt < interval) return;
     this.#previewBusy = true;
     this.#previewAt = now;
     const full = this.#resolution.width;
