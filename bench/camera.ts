@@ -65,13 +65,17 @@ function run(file: string, args: string[]): Promise<void> {
     child.stderr.on("data", (c: Buffer) => {
       stderr += c;
     });
-    child.once("close", (code) => (code === 0 ? resolve() : reject(new Error(`${file}: ${stderr}`))));
+    child.once("close", (code) =>
+      code === 0 ? resolve() : reject(new Error(`${file}: ${stderr}`)),
+    );
   });
 }
 
 function childPid(parent: number, name: string): number | undefined {
   try {
-    const out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(parent)], { encoding: "utf8" });
+    const out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(parent)], {
+      encoding: "utf8",
+    });
     const line = out.split("\n").find((l: string) => l.trim().endsWith(name));
     return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
   } catch {
@@ -101,7 +105,20 @@ interface FloorRun {
 async function floor(): Promise<FloorRun> {
   const ffmpeg = spawn(
     "ffmpeg",
-    ["-hide_banner", "-nostdin", "-loglevel", "error", "-progress", "pipe:1", "-stats_period", "0.25", ...input, ...output, "-y", "/dev/null"],
+    [
+      "-hide_banner",
+      "-nostdin",
+      "-loglevel",
+      "error",
+      "-progress",
+      "pipe:1",
+      "-stats_period",
+      "0.25",
+      ...input,
+      ...output,
+      "-y",
+      "/dev/null",
+    ],
     { stdio: ["ignore", "pipe", "ignore"] },
   );
   let frame = 0;
@@ -117,7 +134,10 @@ async function floor(): Promise<FloorRun> {
     const [cpu0, frame0, t0] = [cpuMs(ffmpeg.pid!), frame, performance.now()];
     await sleep(WINDOW_MS);
     const [cpu1, frame1, t1] = [cpuMs(ffmpeg.pid!), frame, performance.now()];
-    return { cpuPerFrameUs: ((cpu1 - cpu0) * 1000) / (frame1 - frame0), fps: ((frame1 - frame0) * 1000) / (t1 - t0) };
+    return {
+      cpuPerFrameUs: ((cpu1 - cpu0) * 1000) / (frame1 - frame0),
+      fps: ((frame1 - frame0) * 1000) / (t1 - t0),
+    };
   } finally {
     ffmpeg.kill("SIGKILL");
   }
@@ -136,9 +156,15 @@ interface CameraRun {
 }
 
 async function camera(viewers: number): Promise<CameraRun> {
-  const server = await launchServer("camera server", [SERVER], { BENCH_CAMERA_INPUT: JSON.stringify(input) }, 30_000);
+  const server = await launchServer(
+    "camera server",
+    [SERVER],
+    { BENCH_CAMERA_INPUT: JSON.stringify(input) },
+    30_000,
+  );
   try {
-    const stats = async () => (await getJson(`${server.url}/camera/stream/stats`)).framesPushed as number;
+    const stats = async () =>
+      (await getJson(`${server.url}/camera/stream/stats`)).framesPushed as number;
     const ffmpegPid = await (async () => {
       for (let i = 0; i < 100; i++) {
         const pid = childPid(server.pid, "ffmpeg");
@@ -158,10 +184,24 @@ async function camera(viewers: number): Promise<CameraRun> {
       }),
     });
     await sleep(WARMUP_MS + 500);
-    const before = { node: cpuMs(server.pid), ffmpeg: cpuMs(ffmpegPid), frames: await stats(), at: performance.now() };
+    const before = {
+      node: cpuMs(server.pid),
+      ffmpeg: cpuMs(ffmpegPid),
+      frames: await stats(),
+      at: performance.now(),
+    };
     await sleep(WINDOW_MS);
-    const after = { node: cpuMs(server.pid), ffmpeg: cpuMs(ffmpegPid), frames: await stats(), at: performance.now() };
-    const result = await waitForJson(client, (r) => r.event === "result" || r.event === "error", 30_000);
+    const after = {
+      node: cpuMs(server.pid),
+      ffmpeg: cpuMs(ffmpegPid),
+      frames: await stats(),
+      at: performance.now(),
+    };
+    const result = await waitForJson(
+      client,
+      (r) => r.event === "result" || r.event === "error",
+      30_000,
+    );
     if (result.event === "error") throw new Error(`viewers: ${result.message}`);
     const frames = after.frames - before.frames;
     const node = ((after.node - before.node) * 1000) / frames;
@@ -187,8 +227,25 @@ async function main(): Promise<void> {
   const meta = startRun();
   progress("encoding the source: 300 frames of 1280×720");
   await run("ffmpeg", [
-    "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-    "-vf", "noise=alls=12:allf=t", "-frames:v", String(FRAMES), "-c:v", "mjpeg", "-q:v", "5", "-f", "mjpeg", source,
+    "-hide_banner",
+    "-nostdin",
+    "-loglevel",
+    "error",
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=1280x720:rate=30",
+    "-vf",
+    "noise=alls=12:allf=t",
+    "-frames:v",
+    String(FRAMES),
+    "-c:v",
+    "mjpeg",
+    "-q:v",
+    "5",
+    "-f",
+    "mjpeg",
+    source,
   ]);
   const meanFrameBytes = statSync(source).size / FRAMES;
   const floors: FloorRun[] = [];
@@ -212,7 +269,17 @@ async function main(): Promise<void> {
     "- Latency: the viewer has the whole part − its X-Timestamp, which FfmpegCamera stamps when it reads the chunk holding the frame's last byte from ffmpeg's pipe.",
     `- ${ROUNDS} round(s), ${WINDOW_MS / 1000} s windows after ${WARMUP_MS / 1000} s warm-up, floor and camera alternating; medians. **Shared 2-core machine**: read the ratios.`,
     "",
-    row(["", "frames/s", "ffmpeg µs/frame", "node µs/frame", "total µs/frame", "total / floor", "node µs per delivered frame", "latency p50 ms", "latency p99 ms"]),
+    row([
+      "",
+      "frames/s",
+      "ffmpeg µs/frame",
+      "node µs/frame",
+      "total µs/frame",
+      "total / floor",
+      "node µs per delivered frame",
+      "latency p50 ms",
+      "latency p99 ms",
+    ]),
     rule(9),
     row([
       "ffmpeg alone (floor)",
@@ -247,11 +314,16 @@ async function main(): Promise<void> {
     "",
     "Per run (µs per frame: ffmpeg + node = total; latency p50/p99 ms):",
     "",
-    ...floors.map((f, i) => `- round ${i + 1} floor: ${f.cpuPerFrameUs.toFixed(0)} µs/frame at ${f.fps.toFixed(1)} fps`),
-    ...[...cameras.values()].flat().map(
-      (r) =>
-        `- ${r.viewers} viewer(s): ${r.ffmpegUsPerFrame.toFixed(0)} + ${r.nodeUsPerFrame.toFixed(0)} = ${r.totalUsPerFrame.toFixed(0)} µs/frame, ${r.pushedFps.toFixed(1)} fps pushed, ${r.deliveredFps.toFixed(0)} delivered/s, latency ${ms(r.p50)} / ${ms(r.p99)}`,
+    ...floors.map(
+      (f, i) =>
+        `- round ${i + 1} floor: ${f.cpuPerFrameUs.toFixed(0)} µs/frame at ${f.fps.toFixed(1)} fps`,
     ),
+    ...[...cameras.values()]
+      .flat()
+      .map(
+        (r) =>
+          `- ${r.viewers} viewer(s): ${r.ffmpegUsPerFrame.toFixed(0)} + ${r.nodeUsPerFrame.toFixed(0)} = ${r.totalUsPerFrame.toFixed(0)} µs/frame, ${r.pushedFps.toFixed(1)} fps pushed, ${r.deliveredFps.toFixed(0)} delivered/s, latency ${ms(r.p50)} / ${ms(r.p99)}`,
+      ),
     "",
   );
   writeReport(RESULTS, lines.join("\n"));

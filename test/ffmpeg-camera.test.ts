@@ -11,7 +11,7 @@ import { join } from "node:path";
 import exifr from "exifr";
 import sharp from "sharp";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { SimulatedStage } from "../examples/microscope/stage.js";
+import { Autofocus, SimulatedStage } from "../examples/microscope/index.js";
 import { ThingServer } from "../src/index.js";
 import { FfmpegCamera, type FfmpegCameraOptions } from "../src/instruments/index.js";
 import { withChromium } from "./support/chromium.js";
@@ -367,5 +367,65 @@ describe("FfmpegCamera faults", () => {
     const camera = new FfmpegCamera({ input: lavfi(), ffmpegPath: "ffmpeg-not-installed" });
     await expect(camera.start()).rejects.toThrow("'ffmpeg-not-installed' is not installed");
     await camera.stop();
+  });
+});
+
+describe("FfmpegCamera in the dashboard, with the simulated stage and autofocus (examples/webcam.json)", () => {
+  it("shows the live view in the microscope view, captures from it, and autofocus runs on its frames", async () => {
+    const logs = new LogCapture("warn");
+    const camera = new FfmpegCamera({ ...FAST_FAULTS, input: lavfi("320x240", 30) });
+    const server = new ThingServer(
+      [
+        { name: "camera", thing: camera },
+        { name: "stage", thing: new SimulatedStage() },
+        { name: "autofocus", thing: new Autofocus() },
+      ],
+      { port: 0, logger: logs.logger },
+    );
+    const base = await server.start();
+    rigs.push({ server, base, camera, logs, viewers: [] });
+    await withChromium(async (browser) => {
+      const page = await browser.newPage();
+      await page.goto(`${base}/`);
+      const image = page.locator("#microscope-view img.microscope-image");
+      await image.waitFor({ timeout: 15_000 });
+      await page.waitForFunction(
+        () =>
+          (document.querySelector("#microscope-view img.microscope-image") as HTMLImageElement)
+            ?.naturalWidth === 320,
+        undefined,
+        { timeout: 15_000 },
+      );
+      await page
+        .locator("#microscope-view")
+        .getByRole("button", { name: "Capture", exact: true })
+        .click();
+      await page.waitForFunction(
+        () =>
+          (document.querySelector('[data-role="capture"] img.blob-image') as HTMLImageElement)
+            ?.naturalWidth === 320,
+        undefined,
+        { timeout: 15_000 },
+      );
+    });
+    const run = await fetch(`${base}/autofocus/run`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ range: 200, steps: 5 }),
+    });
+    expect(run.status).toBe(201);
+    const done = await pollUntil(
+      async () => {
+        const s = (await (await fetch(`${base}${run.headers.get("location")}`)).json()) as {
+          status: string;
+          output?: { scores: unknown[] };
+        };
+        return ["completed", "failed", "cancelled"].includes(s.status) ? s : undefined;
+      },
+      "autofocus to finish",
+      20_000,
+    );
+    expect(done.status).toBe("completed");
+    expect(done.output?.scores.length).toBe(16);
   });
 });
