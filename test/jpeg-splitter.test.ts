@@ -94,6 +94,33 @@ describe("JpegSplitter", () => {
     expect(jpegDimensions(out[0]!)).toEqual({ width: 160, height: 120 });
   });
 
+  it("drops a frame cut short (no EOI) and keeps the one that follows it", () => {
+    const cut = frames[2]!.subarray(0, Math.floor(frames[2]!.length / 2));
+    const data = Buffer.concat([frames[0]!, cut, frames[3]!, frames[4]!]);
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: data.length - 1 }), { maxLength: 20 }),
+        (cuts) => {
+          const out = split(data, cuts);
+          expect(out.length).toBe(3);
+          expect([
+            out[0]!.equals(frames[0]!),
+            out[1]!.equals(frames[3]!),
+            out[2]!.equals(frames[4]!),
+          ]).toEqual([true, true, true]);
+        },
+      ),
+      { numRuns: 100 },
+    );
+    // The next frame's FF D8 split across two chunks.
+    const ff = frames[0]!.length + cut.length;
+    expect(split(data, [ff + 1]).map((f) => f.length)).toEqual([
+      frames[0]!.length,
+      frames[3]!.length,
+      frames[4]!.length,
+    ]);
+  });
+
   it("inserts EXIF without touching the image data", async () => {
     const original = frames[0]!;
     const withExif = insertExif(original, { description: '{"a":1}' });

@@ -65,12 +65,12 @@ async function rig(stepDelayUs = 1000) {
 }
 
 describe("SangaboardStage", () => {
-  it("connects through the power-up line: shows firmware, board and step delay, turns blocking moves off", async () => {
+  it("connects through the power-up line: shows the version, board and step delay, turns blocking moves off", async () => {
     const { json, board } = await rig();
     const { body } = await json("/stage/properties");
     expect(body).toMatchObject({
       connected: true,
-      firmware: "Sangaboard Firmware v1.0.4",
+      version: "Sangaboard Firmware v1.0.4",
       board: "Sangaboard v0.5.5",
       stepDelay: 1000,
       position: { x: 0, y: 0, z: 0 },
@@ -107,6 +107,18 @@ describe("SangaboardStage", () => {
       String((await post("/stage/moveAbsolute", { y: 100 })).body.href),
     );
     expect(absolute.output).toEqual({ x: 400, y: 100, z: -200 });
+  });
+
+  it("zeroes the position where the stage is, and releases the motors", async () => {
+    const { post, finished, board, json } = await rig(100);
+    await finished(String((await post("/stage/moveRelative", { x: 30, y: -20 })).body.href));
+    const zero = await finished(String((await post("/stage/zeroPosition", null)).body.href));
+    expect(zero.output).toEqual({ x: 0, y: 0, z: 0 });
+    expect(board.position).toEqual([0, 0, 0]);
+    expect((await json("/stage/position")).body).toEqual({ x: 0, y: 0, z: 0 });
+    const release = await finished(String((await post("/stage/releaseMotors", null)).body.href));
+    expect(release.status).toBe("completed");
+    expect(board.received).toContain("release");
   });
 
   it("cancelling a move stops the motors where they are", async () => {

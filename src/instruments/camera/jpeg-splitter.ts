@@ -115,7 +115,11 @@ export class JpegSplitter {
             frameStart = -1;
             break;
           }
-          if (code === SOI || code === TEM || (code >= 0xd0 && code <= 0xd7)) {
+          if (code === SOI) {
+            frameStart = this.#restartAt(chunk, i - 2); // the frame so far was cut short
+            break;
+          }
+          if (code === TEM || (code >= 0xd0 && code <= 0xd7)) {
             this.#state = State.Marker; // markers without a length
             break;
           }
@@ -163,6 +167,10 @@ export class JpegSplitter {
           } else if (code === EOI) {
             frames.push(this.#finish(chunk, frameStart, i));
             frameStart = -1;
+          } else if (code === SOI) {
+            // A new frame starts before this one ended (a webcam dropped its tail): drop
+            // the truncated frame and go on with the new one.
+            frameStart = this.#restartAt(chunk, i - 2);
           } else {
             // Another segment between scans (progressive JPEG: DHT, SOS, …).
             this.#marker = code;
@@ -184,6 +192,20 @@ export class JpegSplitter {
       }
     }
     return frames;
+  }
+
+  /**
+   * Throw away the frame gathered so far and start a new one at the FF D8 whose 0xFF is at
+   * `ffAt` in `chunk` (-1: the last byte of the previous chunk). Returns the new frame start.
+   */
+  #restartAt(chunk: Buffer, ffAt: number): number {
+    this.discardedBytes += this.#size + Math.max(0, ffAt);
+    this.#reset();
+    this.#state = State.Marker;
+    if (ffAt >= 0) return ffAt;
+    this.#parts = [Buffer.from([0xff])];
+    this.#size = 1;
+    return 0;
   }
 
   #afterSegment(): void {

@@ -109,10 +109,10 @@ export class SangaboardStage extends Stage {
   @property({
     schema: Type.Union([Type.String(), Type.Null()]),
     readOnly: true,
-    title: "Firmware",
-    description: "The board's `version` reply, e.g. 'Sangaboard Firmware v1.0.4'.",
+    title: "Firmware version",
+    description: "The board's reply to `version`, e.g. 'Sangaboard Firmware v1.0.4'.",
   })
-  accessor firmware: string | null = null;
+  accessor version: string | null = null;
 
   @property({
     schema: Type.Union([Type.String(), Type.Null()]),
@@ -182,14 +182,14 @@ export class SangaboardStage extends Stage {
       .catch(() => null);
     const position = parsePosition(await channel.query("p?", { expect: POSITION }));
     const moving = (await channel.query("moving?", { expect: MOVING })).startsWith("true");
-    this.firmware = version.trim();
+    this.version = version.trim();
     this.board = board?.trim() ?? null;
     this.stepDelay = delay ? Number(/-?\d+/.exec(delay)![0]) : null;
     this.position = position;
     this.moving = moving;
     this.logger.info(
-      { port: this.port, firmware: this.firmware, board: this.board },
-      `connected to ${this.firmware} on ${this.port}`,
+      { port: this.port, version: this.version, board: this.board },
+      `connected to ${this.version} on ${this.port}`,
     );
   }
 
@@ -229,7 +229,7 @@ export class SangaboardStage extends Stage {
   /** Make the current position (0, 0, 0) without moving. */
   @action({ output: Position, lock: "stage", title: "Zero position" })
   async zeroPosition(): Promise<Position> {
-    await this.#device.query("zero", { expect: /^position reset/ });
+    await this.#device.query("zero"); // any reply: "position reset to 0 0 0" on v1
     return this.#readPosition();
   }
 
@@ -272,7 +272,8 @@ export class SangaboardStage extends Stage {
     } catch (error) {
       if (signal?.aborted) {
         // Cancelled: stop the motors, then say where they stopped.
-        await this.#device.query("stop", { expect: /^(Move aborted|done)/ }).catch(() => undefined);
+        // Any reply ("Move aborted" on v1): nothing else is in flight on our line now.
+        await this.#device.query("stop").catch(() => undefined);
         await this.#readPosition().catch(() => undefined);
         throw signal.reason;
       }
