@@ -116,7 +116,7 @@ export class JpegSplitter {
             break;
           }
           if (code === SOI) {
-            frameStart = this.#restartAt(chunk, i - 2); // the frame so far was cut short
+            frameStart = this.#restartAt(i - 2); // the frame so far was cut short
             break;
           }
           if (code === TEM || (code >= 0xd0 && code <= 0xd7)) {
@@ -170,7 +170,7 @@ export class JpegSplitter {
           } else if (code === SOI) {
             // A new frame starts before this one ended (a webcam dropped its tail): drop
             // the truncated frame and go on with the new one.
-            frameStart = this.#restartAt(chunk, i - 2);
+            frameStart = this.#restartAt(i - 2);
           } else {
             // Another segment between scans (progressive JPEG: DHT, SOS, …).
             this.#marker = code;
@@ -196,9 +196,9 @@ export class JpegSplitter {
 
   /**
    * Throw away the frame gathered so far and start a new one at the FF D8 whose 0xFF is at
-   * `ffAt` in `chunk` (-1: the last byte of the previous chunk). Returns the new frame start.
+   * `ffAt` in this chunk (-1: the last byte of the previous chunk). Returns the new frame start.
    */
-  #restartAt(chunk: Buffer, ffAt: number): number {
+  #restartAt(ffAt: number): number {
     this.discardedBytes += this.#size + Math.max(0, ffAt);
     this.#reset();
     this.#state = State.Marker;
