@@ -74,19 +74,9 @@ export const ProcessCameraOptions = {
   ),
 };
 
-export interface ProcessCameraSettings {
-  width?: number;
-  height?: number;
-  fps?: number;
-  quality?: number;
-  previewWidth?: number;
-  stepsPerPixel?: number;
-  startTimeoutMs?: number;
-  frameTimeoutMs?: number;
-  restartDelayMs?: number;
-  maxRestartDelayMs?: number;
-  killAfterMs?: number;
-}
+/** The options above as one type (from the schema, so the two cannot drift apart). */
+export type ProcessCameraSettings = Static<ReturnType<typeof processCameraSettings>>;
+const processCameraSettings = () => Type.Object(ProcessCameraOptions);
 
 /** The program a camera runs, and what the log and errors call its source. */
 export interface CaptureCommand {
@@ -386,7 +376,7 @@ export abstract class ProcessCamera extends Camera {
     });
     child.exited.then((exit) => {
       if (run !== this.#run || exit.stopped) return;
-      this.#fault(run, describeExit(command, exit), exit.lastStderrLine);
+      this.#fault(run, describeExit(command, exit), exit.lastStderrLine, exit.stderrTail);
     });
   }
 
@@ -480,7 +470,12 @@ export abstract class ProcessCamera extends Camera {
   }
 
   /** The source failed: say so everywhere, stop what is left of it, retry later. */
-  #fault(run: number, reason: string, lastStderrLine: string | undefined): void {
+  #fault(
+    run: number,
+    reason: string,
+    lastStderrLine: string | undefined,
+    stderrTail: string[] = lastStderrLine ? [lastStderrLine] : [],
+  ): void {
     if (run !== this.#run || !this.#running) return;
     this.#endRun();
     const message =
@@ -488,7 +483,7 @@ export abstract class ProcessCamera extends Camera {
     const delay = this.#restartDelay;
     this.#restartDelay = Math.min(this.settings.maxRestartDelayMs, delay * 2);
     this.logger.error(
-      { source: this.source, stderr: lastStderrLine, retryInMs: delay },
+      { source: this.source, stderr: stderrTail.slice(-5), retryInMs: delay },
       `camera source ${this.source} lost: ${message}; restarting in ${delay} ms`,
     );
     this.lastError = message;

@@ -24,8 +24,6 @@ export interface SupervisedProcessOptions {
   args: readonly string[];
   /** How long `stop()` waits after SIGTERM before SIGKILL. Default 2000 ms. */
   killAfterMs?: number;
-  /** Extra pipes after stdin/stdout/stderr (fd 3, 4, …), e.g. for a second ffmpeg output. */
-  extraPipes?: number;
   logger?: ThingLogger;
 }
 
@@ -35,6 +33,8 @@ export interface ProcessExit {
   signal: NodeJS.Signals | null;
   /** The last non-empty line it wrote to stderr, if any. */
   lastStderrLine: string | undefined;
+  /** Its last few stderr lines (at most 20), for the log. */
+  stderrTail: string[];
   /** It was ended by `stop()`, not by itself. */
   stopped: boolean;
 }
@@ -80,9 +80,7 @@ export class SupervisedProcess {
     const [file, args] = setpriv
       ? [setpriv, ["--pdeathsig", "SIGKILL", "--", program, ...options.args]]
       : [program, [...options.args]];
-    const stdio: ("ignore" | "pipe")[] = ["ignore", "pipe", "pipe"];
-    for (let i = 0; i < (options.extraPipes ?? 0); i++) stdio.push("pipe");
-    this.#child = spawn(file, args, { stdio });
+    this.#child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"] });
     installExitHook();
     running.add(this.#child);
     this.#child.stderr?.setEncoding("utf8");
@@ -99,6 +97,7 @@ export class SupervisedProcess {
           code,
           signal,
           lastStderrLine: this.lastStderrLine ?? spawnError?.message,
+          stderrTail: [...this.#stderrLines],
           stopped: this.#stopping,
         });
       });
@@ -113,17 +112,8 @@ export class SupervisedProcess {
     return this.#child.stdout!;
   }
 
-  /** An extra pipe (3 for the first). */
-  pipe(fd: number): Readable {
-    return this.#child.stdio[fd] as Readable;
-  }
-
   get lastStderrLine(): string | undefined {
     return this.#stderrLines.at(-1);
-  }
-
-  get stderrTail(): readonly string[] {
-    return this.#stderrLines;
   }
 
   get running(): boolean {
@@ -151,12 +141,6 @@ export class SupervisedProcess {
       clearTimeout(timer);
     }
     return this.exited;
-  }
-
-  /** Kill at once (a hung process that must go now). */
-  kill(): void {
-    this.#stopping = true;
-    if (this.running) this.#child.kill("SIGKILL");
   }
 
   #onStderr(text: string): void {
