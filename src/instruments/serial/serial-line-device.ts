@@ -148,6 +148,7 @@ export class SerialLineDevice {
   /** Close the port and stop reconnecting; pending commands fail. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#firstAttempt = undefined; // a later open() connects afresh
     clearTimeout(this.#reconnectTimer);
     this.#failAll(new UnavailableError(`serial port ${this.path} was closed`));
     const port = this.#port;
