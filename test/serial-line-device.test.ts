@@ -169,6 +169,12 @@ describe("SerialLineDevice", () => {
     await pollUntil(() => (device.connected ? true : undefined), "the device to reconnect");
     expect(await device.query("again")).toBe("re:again");
     expect(handshakes).toBe(2);
-    expect(statuses).toEqual([true, false, true]);
+    // A reopen can fail before the instrument is back (its handshake gets no answer):
+    // each failure is told, so count changes of state only.
+    expect(statuses.filter((connected, i) => connected !== statuses[i - 1])).toEqual([
+      true,
+      false,
+      true,
+    ]);
   });
 });

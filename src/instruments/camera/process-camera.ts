@@ -372,7 +372,12 @@ export abstract class ProcessCamera extends Camera {
       if (run !== this.#run) return;
       // When the frame fully left the process: its last byte is in this chunk.
       const timestamp = performance.timeOrigin + performance.now();
-      for (const jpeg of splitter.push(chunk)) this.#onFrame(jpeg, timestamp);
+      try {
+        for (const jpeg of splitter.push(chunk)) this.#onFrame(jpeg, timestamp);
+      } catch (error) {
+        // A bad frame must never take the server down from inside a stream handler.
+        this.logger.warn({ err: error, source: this.source }, "frame dropped");
+      }
     });
     child.exited.then((exit) => {
       if (run !== this.#run || exit.stopped) return;
@@ -434,10 +439,8 @@ export abstract class ProcessCamera extends Camera {
       .resize({ width })
       .jpeg({ quality: 75 })
       .toBuffer()
-      .then(
-        (small) => this.preview.pushFrame(small, { timestamp }),
-        (error: unknown) => this.logger.warn({ err: error }, "preview frame failed"),
-      )
+      .then((small) => this.preview.pushFrame(small, { timestamp }))
+      .catch((error: unknown) => this.logger.warn({ err: error }, "preview frame failed"))
       .finally(() => {
         this.#previewBusy = false;
       });

@@ -48,7 +48,7 @@ export interface SerialLineDeviceOptions {
    * whose queries go first. A throw closes the port and the device retries later.
    */
   onConnect?: (channel: SerialChannel) => Promise<void>;
-  /** Told of every change of the connection (also the first open). */
+  /** Told when the port connects (the first time too), and of every failure, with why. */
   onStatus?: (status: SerialStatus) => void;
   logger?: ThingLogger;
 }
