@@ -14,6 +14,9 @@
  * changes that are due since the rate was set, at most 50 ms worth per tick; a server that
  * falls further behind skips changes, so its achieved rate shows it.
  *
+ * With `BENCH_MQTT_URL` set (bench:mqtt), the MQTT binding publishes every change to
+ * `bench/ticker/properties/tick` at that broker as well.
+ *
  * Run with `node --import tsx bench/observe-server.ts` (the decorators need compiling).
  * Prints `{"url", "pid"}` on stdout when listening; on SIGTERM runs `server.close()`,
  * prints `{"shutdown": report}` and exits 0 (1 if the shutdown had to force anything).
@@ -81,10 +84,13 @@ class Ticker extends Thing {
   }
 }
 
-// Hundreds of subscribers from one address (loopback): no per-address cap.
+// Hundreds of subscribers from one address (loopback): no per-address cap. With
+// BENCH_MQTT_URL (bench:mqtt) every change is also published through that broker.
+const mqttUrl = process.env.BENCH_MQTT_URL;
 const server = new ThingServer([{ name: "ticker", thing: new Ticker() }], {
   port: 0,
   limits: { streamsPerClient: 0 },
+  ...(mqttUrl ? { mqtt: { url: mqttUrl, topicPrefix: "bench" } } : {}),
 });
 const url = await server.start();
 

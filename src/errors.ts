@@ -2,6 +2,7 @@
  * The named errors of labthings-ts. Every layer throws these; the HTTP layer maps
  * them to RFC 9457 Problem Details in one place (`http/problem-details.ts`).
  */
+import { LOCK_BUSY_TYPE, problemType } from "./problem-types.js";
 
 /** One reason a value was rejected: where in the value, which schema rule, and why. */
 export interface FieldError {
@@ -18,6 +19,10 @@ export class LabThingsError extends Error {
   readonly problemType: string = "internal-error";
   override get name(): string {
     return this.constructor.name;
+  }
+  /** The Problem Details `type`: a `tag:` URI made from `problemType`, unless a subclass says otherwise. */
+  get problemTypeUri(): string {
+    return problemType(this.problemType);
   }
 }
 
@@ -54,7 +59,19 @@ export class MethodNotAllowedError extends LabThingsError {
 /** The request conflicts with the current state, e.g. cancelling a finished action (409). */
 export class ConflictError extends LabThingsError {
   override readonly status = 409;
-  override readonly problemType = "conflict";
+  override readonly problemType: string = "conflict";
+}
+
+/**
+ * A lock (`lock: "stage"`) is held by another operation for longer than the caller waits
+ * (at once with `waitMs: 0`). Its type is labthings-fastapi's `GlobalLockBusyError` URL,
+ * so that server's Python `ThingClient` raises `GlobalLockBusyError` for it.
+ */
+export class LockBusyError extends ConflictError {
+  override readonly problemType = "lock-busy";
+  override get problemTypeUri(): string {
+    return LOCK_BUSY_TYPE;
+  }
 }
 
 /** The server cannot take the request now, e.g. while shutting down (503). */

@@ -23,6 +23,7 @@ import {
   blobOutput,
   property,
   type ShutdownReport,
+  type Static,
   Thing,
   ThingServer,
   type ThingServerOptions,
@@ -57,6 +58,13 @@ import { within } from "./support/within.js";
 // ─── the Things under test ───────────────────────────────────────────────────────────
 
 /** 1000 bytes that are not all alike, so a wrong offset shows. */
+const Labels = Type.Object(
+  { label: Type.Optional(Type.String()), times: Type.Optional(Type.Integer({ minimum: 1 })) },
+  { additionalProperties: false },
+);
+
+const LOCK_BUSY_TYPE =
+  "https://labthings-fastapi.readthedocs.io/en/latest/autoapi/labthings_fastapi/exceptions/index.html#labthings_fastapi.exceptions.GlobalLockBusyError";
 const KNOWN_BYTES = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 7 + 3) % 256));
 /** Contents of the file blob. */
 const FILE_BYTES = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 13 + 1) % 256));
@@ -130,6 +138,12 @@ class Lab extends GatedThing {
   @action({ output: Type.String(), safe: true, idempotent: true })
   async ping() {
     return "pong";
+  }
+
+  /** Every input member optional: no body means `{}`. */
+  @action({ input: Labels, output: Labels })
+  async label(input: Static<typeof Labels>) {
+    return input;
   }
 
   @action()
@@ -345,6 +359,7 @@ describe("actions on one server", () => {
         "file",
         "hold",
         "holdSequence",
+        "label",
         "noop",
         "patient",
         "ping",
@@ -413,6 +428,66 @@ describe("actions on one server", () => {
     expect(await statusOf(base, ok.id)).toMatchObject({ status: "completed", output: 2.5 });
   });
 
+  it("takes `{}` or no body without input, no body as `{}` when no member is required; validates the rest", async () => {
+    // labthings-fastapi's ThingClient always sends a JSON object: `{}` for no arguments.
+    for (const body of [undefined, {}]) {
+      const ping = await invoke(base, "lab/ping", body);
+      expect(ping.input).toBeUndefined();
+      await settled(server, ping.id);
+      expect(await statusOf(base, ping.id)).toMatchObject({ status: "completed", output: "pong" });
+    }
+    const bare = await invoke(base, "lab/label");
+    expect(bare.input).toEqual({});
+    await settled(server, bare.id);
+    expect(await statusOf(base, bare.id)).toMatchObject({ status: "completed", output: {} });
+    const given = await invoke(base, "lab/label", { label: "a", times: 2 });
+    await settled(server, given.id);
+    expect((await statusOf(base, given.id)).output).toEqual({ label: "a", times: 2 });
+
+    const sizeBefore = server.invocations.size;
+    for (const body of [[], null, "x", { times: 0 }, { colour: "red" }]) {
+      await expectProblem(await postJson(`${base}/lab/label`, body), 400);
+    }
+    for (const body of [[], { x: 1 }, 0]) {
+      await expectProblem(await postJson(`${base}/lab/ping`, body), 400);
+    }
+    // An action whose input has a required member still needs it.
+    await expectProblem(await postJson(`${base}/lab/configure`, {}), 400);
+    expect(server.invocations.size).toBe(sizeBefore);
+  });
+
+  it("GET /action_invocations/{id}/output: the output alone, 409 without one, 404 unknown", async () => {
+    const given = await invoke(base, "lab/label", { label: "b" });
+    await settled(server, given.id);
+    const output = await fetch(`${base}/action_invocations/${given.id}/output`);
+    expect(output.status).toBe(200);
+    expect(output.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(await output.json()).toEqual({ label: "b" });
+    expect((await statusOf(base, given.id)).links).toEqual([
+      { rel: "self", href: `/action_invocations/${given.id}` },
+      { rel: "output", href: `/action_invocations/${given.id}/output` },
+    ]);
+
+    const gate = newGate();
+    const running = await invoke(base, "lab/wait", { gate });
+    expect(running.links).toEqual([{ rel: "self", href: `/action_invocations/${running.id}` }]);
+    const notYet = await expectProblem(
+      await fetch(`${base}/action_invocations/${running.id}/output`),
+      409,
+    );
+    expect(notYet.detail).toMatch(/no output yet/);
+    lab.gate(gate).open();
+    await settled(server, running.id);
+    const none = await statusOf(base, running.id);
+    expect(none).toMatchObject({ status: "completed", output: null });
+    expect(none.timeCompleted).toBe(none.timeEnded);
+    await expectProblem(await fetch(`${base}/action_invocations/${running.id}/output`), 409);
+    await expectProblem(
+      await fetch(`${base}/action_invocations/00000000-0000-4000-8000-000000000000/output`),
+      404,
+    );
+  });
+
   it("cancels a running invocation: 204 once settled, `cancelled`, its finally ran; 404 and 409 otherwise", async () => {
     const gate = newGate();
     const created = await invoke(base, "lab/wait", { gate });
@@ -426,7 +501,13 @@ describe("actions on one server", () => {
     expect(lab.cleanedUp.has(created.id)).toBe(true);
     const cancelled = await statusOf(base, created.id);
     expect(cancelled.status).toBe("cancelled");
-    expect(cancelled.error).toBeUndefined();
+    // labthings-fastapi's ThingClient raises InvocationCancelledError for this type.
+    expect(cancelled.error).toEqual({
+      type: "https://labthings-fastapi.readthedocs.io/en/latest/autoapi/labthings_fastapi/exceptions/index.html#labthings_fastapi.exceptions.InvocationCancelledError",
+      title: "Cancelled",
+      status: 409,
+      detail: "cancelled on request",
+    });
     expect(cancelled.output).toBeUndefined();
     expect(time(cancelled.timeEnded)).toBeGreaterThanOrEqual(time(cancelled.timeStarted));
 
@@ -588,6 +669,8 @@ describe("actions on one server", () => {
     );
     expect(performance.now() - started).toBeLessThan(1000);
     expect(conflict.detail).toContain("'x'");
+    // labthings-fastapi's GlobalLockBusyError URL: the problem is the same as that one.
+    expect(conflict.type).toBe(LOCK_BUSY_TYPE);
     expect(server.invocations.size).toBe(sizeBefore);
     const list = await getJson<ActionStatus[]>(`${base}/lab/exclusive`);
     expect(list.map((s) => s.id)).toEqual([first.id]);
@@ -612,7 +695,7 @@ describe("actions on one server", () => {
     await settled(server, second.id);
     const failed = await statusOf(base, second.id);
     expect(failed.status).toBe("failed");
-    expect(failed.error).toMatchObject({ status: 409 });
+    expect(failed.error).toMatchObject({ status: 409, type: LOCK_BUSY_TYPE });
     expect(failed.error!.detail).toContain("200 ms");
     expect(failed.timeStarted).toBeUndefined();
     const waited = time(failed.timeEnded) - time(failed.timeRequested);
@@ -635,9 +718,25 @@ describe("actions on one server", () => {
     expect(output).toEqual({
       href: expect.stringMatching(/^\/blobs\/[A-Za-z0-9_-]{32}$/),
       mediaType: "application/octet-stream",
+      media_type: "application/octet-stream",
       size: 1000,
     });
     const url = new URL(output.href, `${base}/`).href;
+
+    // The invocation's `output` link serves the same bytes, Range included.
+    const outputLink = done.links.find((link) => link.rel === "output");
+    expect(outputLink).toEqual({ rel: "output", href: `/action_invocations/${created.id}/output` });
+    const viaLink = await fetch(new URL(outputLink!.href, `${base}/`));
+    expect(viaLink.headers.get("content-type")).toBe("application/octet-stream");
+    expect(Buffer.from(await viaLink.arrayBuffer()).equals(KNOWN_BYTES)).toBe(true);
+    const linkPart = await fetch(new URL(outputLink!.href, `${base}/`), {
+      headers: { range: "bytes=10-19" },
+    });
+    expect(linkPart.status).toBe(206);
+    expect(linkPart.headers.get("content-range")).toBe("bytes 10-19/1000");
+    expect(Buffer.from(await linkPart.arrayBuffer()).equals(KNOWN_BYTES.subarray(10, 20))).toBe(
+      true,
+    );
 
     const whole = await fetch(url);
     expect(whole.status).toBe(200);
@@ -676,6 +775,7 @@ describe("actions on one server", () => {
     expect(output).toEqual({
       href: expect.stringMatching(/^\/blobs\/[A-Za-z0-9_-]{32}$/),
       mediaType: "image/png",
+      media_type: "image/png",
       size: FILE_BYTES.length,
     });
     const written = lab.tempFiles.at(-1)!;

@@ -311,9 +311,12 @@ function responseProblems(request: FuzzRequest, result: ExchangeResult): string[
 
 // ─── the fuzz runs ───────────────────────────────────────────────────────────────────
 
-/** Paths readable without a token (TDs, the dashboard shell and files, the API docs). */
+/**
+ * Paths readable without a token (TDs, the dashboard shell and files, the API docs, the
+ * server's own TD at /.well-known/wot and the fleet listing made of public TDs).
+ */
 const PUBLIC_PATH =
-  /^\/(|things\/?|thing_descriptions\/?|[A-Za-z0-9_-]+\/?|openapi\.json|docs(\/.*)?|_dashboard\/.*)$/;
+  /^\/(|things\/?|thing_descriptions\/?|[A-Za-z0-9_-]+\/?|openapi\.json|docs(\/.*)?|_dashboard\/.*|\.well-known\/wot|_fleet\/servers\/?)$/;
 
 interface FuzzRun {
   numRuns: number;

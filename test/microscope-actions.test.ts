@@ -191,6 +191,7 @@ describe("the simulated microscope's actions", () => {
     expect(output).toEqual({
       href: expect.stringMatching(/^\/blobs\/[A-Za-z0-9_-]{32}$/),
       mediaType: "image/jpeg",
+      media_type: "image/jpeg",
       size: expect.any(Number),
     });
     expect(done.log.some((r) => r.message.startsWith("captured 320×240"))).toBe(true);

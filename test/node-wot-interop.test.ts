@@ -14,9 +14,11 @@
  *   skips output validation unless the TD says `synchronous: true`). It cannot query or
  *   cancel an invocation (`query()`/`cancel()` throw "Not yet implemented"), so the tests
  *   poll the ActionStatus `href` over plain HTTP until the invocation has finished.
- * - Its SSE client drops messages that carry an `event:` field, which the WoT SSE Profile
- *   requires and we send: observation is tested with the `eventsource` package elsewhere
- *   (test/observation.test.ts), not here.
+ * - Its SSE client listens only to unnamed messages (`EventSource.onmessage`), while the
+ *   WoT SSE Profile wants every message named (`event:`), and it takes the first form
+ *   whose `op` fits. Our TDs list first a form whose stream sends each message named and
+ *   again unnamed (same id), so `observeProperty` and `subscribeEvent` work unchanged:
+ *   checked here against what the server itself published, change for change.
  * - It reads all properties with one GET each; streams are TD links, never properties,
  *   so such a read never hangs on an endless MJPEG response.
  */
@@ -26,7 +28,8 @@ import { Servient } from "@node-wot/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { type ActionStatus, action, property, Thing, ThingServer, Type } from "../src/index.js";
-import { FINISHED, pollFinished } from "./support/actions-http.js";
+import type { Notification } from "../src/runtime/observation-hub.js";
+import { FINISHED, invoke, pollFinished, until } from "./support/actions-http.js";
 import { getJson } from "./support/json-http.js";
 import { within } from "./support/within.js";
 
@@ -114,6 +117,34 @@ describe("node-wot as a client of labthings-ts", () => {
   /** A property's value read by node-wot: `readProperty` then `value()` (schema-checked). */
   async function read(name: string, property: string): Promise<unknown> {
     return (await thing(name).readProperty(property)).value();
+  }
+
+  /** What the server published for `thing`/`name` from now on (the ground truth). */
+  function published(thingName: string, name: string): { values: unknown[]; stop: () => void } {
+    const values: unknown[] = [];
+    const stop = server.observation.subscribe(
+      (n: Notification) => n.thing === thingName && n.name === name && n.kind !== "action",
+      (n) => values.push(n.data),
+    );
+    return { values, stop };
+  }
+
+  /**
+   * node-wot's view of a property or event from now on: each value as its
+   * InteractionOutput gives it (schema-checked), in the order the listener was called.
+   */
+  async function heardByNodeWot(
+    subscribe: (listener: (output: { value(): Promise<unknown> }) => void) => Promise<{
+      stop(): Promise<void>;
+    }>,
+  ): Promise<{ values: () => Promise<unknown[]>; count: () => number; stop: () => Promise<void> }> {
+    const outputs: Promise<unknown>[] = [];
+    const subscription = await subscribe((output) => outputs.push(output.value()));
+    return {
+      values: () => Promise.all(outputs),
+      count: () => outputs.length,
+      stop: () => subscription.stop(),
+    };
   }
 
   /** Poll the invocation that an asynchronous POST created until it has finished. */
@@ -253,6 +284,73 @@ describe("node-wot as a client of labthings-ts", () => {
     const result = done.output as { z: number; scores: unknown[] };
     expect(result.scores).toHaveLength(3 + 11); // the coarse sweep, then the fine one
     expect((await getJson<Position>(`${base}/stage/position`)).z).toBe(result.z);
+  });
+
+  it("observeProperty hears every change of stage.position during a move, in order, once each", {
+    timeout: ACTION_TEST_MS,
+  }, async () => {
+    const truth = published("stage", "position");
+    const heard = await heardByNodeWot((listener) =>
+      thing("stage").observeProperty("position", listener),
+    );
+    const from = await getJson<Position>(`${base}/stage/position`);
+    const move = await invoke(base, "stage/moveRelative", { x: 600 });
+    const done = await finishedStatus(move);
+    expect(done.status, JSON.stringify(done.error)).toBe("completed");
+    truth.stop();
+    await until(() => heard.count() >= truth.values.length, "node-wot to hear every position");
+    const values = (await heard.values()) as Position[];
+    // At 2000 steps/s with a tick every 20 ms, a 600-step move is some 15 positions.
+    expect(truth.values.length).toBeGreaterThanOrEqual(5);
+    expect(values).toEqual(truth.values);
+    const xs = values.map((p) => p.x);
+    for (let i = 1; i < xs.length; i++) expect(xs[i]!).toBeGreaterThanOrEqual(xs[i - 1]!);
+    expect(values.at(-1)).toEqual({ ...from, x: from.x + 600 });
+    await heard.stop();
+  });
+
+  it("observeProperty hears 30 writes made in one go, in order; after unobserving, nothing", async () => {
+    const stage = server.registry.get("stage").thing as SimulatedStage;
+    const heard = await heardByNodeWot((listener) =>
+      thing("stage").observeProperty("speed", listener),
+    );
+    const speeds = Array.from({ length: 30 }, (_, i) => 3000 + i * 10);
+    for (const speed of speeds) stage.speed = speed;
+    await until(() => heard.count() >= speeds.length, "node-wot to hear 30 speeds");
+    expect(await heard.values()).toEqual(speeds);
+
+    await heard.stop();
+    // Unsubscribed: a later change reaches a plain observer, not node-wot's listener.
+    const later = published("stage", "speed");
+    stage.speed = 4321;
+    expect(later.values).toEqual([4321]);
+    later.stop();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(heard.count()).toBe(speeds.length);
+  });
+
+  it("subscribeEvent hears every limitReached, in order, with its data", {
+    timeout: ACTION_TEST_MS,
+  }, async () => {
+    const stage = server.registry.get("stage").thing as SimulatedStage;
+    const heard = await heardByNodeWot((listener) =>
+      thing("stage").subscribeEvent("limitReached", listener),
+    );
+    // One from a real move asked to go past the travel limit, then ten emitted at once.
+    const from = await getJson<Position>(`${base}/stage/position`);
+    const move = await invoke(base, "stage/moveAbsolute", { y: 10_050 });
+    const expected: unknown[] = [
+      { requested: { ...from, y: 10_050 }, reached: { ...from, y: 10_000 } },
+    ];
+    for (let i = 1; i <= 10; i++) {
+      const data = { requested: { x: 0, y: 0, z: 20_000 + i }, reached: { x: 0, y: 0, z: 10_000 } };
+      stage.limitReached.emit(data);
+      expected.push(data);
+    }
+    await until(() => heard.count() >= expected.length, "node-wot to hear 11 events");
+    expect(await heard.values()).toEqual(expected);
+    await heard.stop();
+    await fetch(`${base}/action_invocations/${move.id}`, { method: "DELETE" });
   });
 
   it("a synchronous action's input and output round-trip (node-wot validates the output)", async () => {

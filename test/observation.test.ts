@@ -655,6 +655,46 @@ describe("back-pressure", () => {
     expect(values.length, "values were coalesced").toBeLessThan(last / 2);
   });
 
+  it("a websocket page that stops reading gets the newest values, coalesced, in bounded memory", async () => {
+    const gc = exposeGc();
+    const ws = await RecordingWebSocket.open(wsUrl("/lamp/ws"));
+    ws.send({ messageType: "addPropertyObservation", data: { sample: true, count: true } });
+    ws.send({ messageType: "addActionObservation", data: { nope: true } });
+    await ws.waitFor(() => ws.received.length === 1, "the subscriptions (then an error)");
+    ws.socket.pause();
+    lamp.count = 7;
+    const pad = "x".repeat(1024);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    let n = 0;
+    const until = performance.now() + 2000;
+    while (performance.now() < until) {
+      for (let i = 0; i < 200; i++) {
+        n += 1;
+        lamp.sample = { n, pad };
+        lamp.count = 7; // the same value: upstream's pages hear every assignment
+      }
+      await nextTurn();
+    }
+    gc();
+    const growth = process.memoryUsage().heapUsed - before;
+    expect(n).toBeGreaterThan(20_000);
+    expect(growth, `heap grew by ${(growth / MB).toFixed(1)} MB`).toBeLessThan(20 * MB);
+    expect(server.longLived.countByKind().websocket).toBe(1);
+
+    const last = n;
+    ws.socket.resume();
+    const sampleOf = (m: Record<string, unknown>) =>
+      (m.data as { sample?: Sample } | undefined)?.sample?.n;
+    await ws.waitFor(() => ws.received.some((m) => sampleOf(m) === last), "the newest sample");
+    const samples = ws.received.map(sampleOf).filter((v) => v !== undefined);
+    for (let i = 1; i < samples.length; i++) expect(samples[i]!).toBeGreaterThan(samples[i - 1]!);
+    expect(samples.length, "samples were coalesced").toBeLessThan(last / 2);
+    const counts = ws.received.filter((m) => (m.data as { count?: number })?.count === 7);
+    expect(counts.length).toBeGreaterThan(0);
+    expect(counts.length, "reassignments were coalesced too").toBeLessThan(last / 2);
+  });
+
   it("a reader of events that never reads is dropped after more than 256 queued events", async () => {
     connection = await stalledReader("/alarms/burst");
     const dropped = logs.waitFor(
@@ -744,6 +784,10 @@ describe("Thing Description forms for observation and events", () => {
     const observe = formFor(position.forms, "observeproperty");
     expect(observe).toMatchObject({ subprotocol: "sse", "htv:methodName": "GET" });
     expect(ops(observe!)).toContain("unobserveproperty");
+    // The first form's stream also sends each message unnamed (node-wot hears only
+    // those); the plain stream follows it, as before.
+    const observeForms = position.forms.filter((f) => ops(f).includes("observeproperty"));
+    expect(observeForms.map((f) => f.href)).toEqual(["position?messages=both", "position"]);
 
     const limit = td.events.limitReached as { data: { properties: object }; forms: Form[] };
     expect(limit.data).toMatchObject({
@@ -752,6 +796,7 @@ describe("Thing Description forms for observation and events", () => {
     });
     const subscribe = formFor(limit.forms, "subscribeevent");
     expect(subscribe).toMatchObject({ subprotocol: "sse" });
+    expect(limit.forms.map((f) => f.href)).toEqual(["limitReached?messages=both", "limitReached"]);
 
     const observeAll = formFor(td.forms as Form[], "observeallproperties");
     const subscribeAll = formFor(td.forms as Form[], "subscribeallevents");
@@ -771,7 +816,8 @@ describe("Thing Description forms for observation and events", () => {
     const eventStream = await follow(subscribe!);
     const allProperties = await follow(observeAll!);
     const allEvents = await follow(subscribeAll!);
-    for (const reader of [positionStream, eventStream, allProperties, allEvents]) {
+    const plainPosition = await follow(observeForms[1]!);
+    for (const reader of [positionStream, eventStream, allProperties, allEvents, plainPosition]) {
       expect(reader.status).toBe(200);
       expect(reader.headers["content-type"]).toMatch(/^text\/event-stream\b/);
     }
@@ -784,15 +830,26 @@ describe("Thing Description forms for observation and events", () => {
     await allProperties.waitForCount(2, "two properties via the observeallproperties form");
     await eventStream.waitForCount(1, "limitReached via the subscribeevent form");
     await allEvents.waitForCount(1, "limitReached via the subscribeallevents form");
-    expect(positionStream.messages.map((m) => [m.event, json(m.data)])).toEqual([
-      ["position", { x: 7, y: 0, z: 0 }],
-    ]);
+    await positionStream.waitForCount(2, "position's unnamed twin");
+    await eventStream.waitForCount(2, "limitReached's unnamed twin");
+    // Named for SSE Profile consumers, then the same message unnamed, with the same id.
+    const twinned = (reader: RawSseReader, name: string) => {
+      const [named, unnamed] = reader.messages;
+      expect(reader.messages).toHaveLength(2);
+      expect(named!.event).toBe(name);
+      expect(unnamed).toEqual({ ...named, event: "message" });
+      expect(Number(named!.id)).toBeGreaterThan(0);
+      return json(named!.data);
+    };
+    expect(twinned(positionStream, "position")).toEqual({ x: 7, y: 0, z: 0 });
     expect(allProperties.messages.map((m) => [m.event, json(m.data)])).toEqual([
       ["position", { x: 7, y: 0, z: 0 }],
       ["speed", 1234],
     ]);
-    expect(eventStream.messages.map((m) => [m.event, json(m.data)])).toEqual([
-      ["limitReached", limitData],
+    expect(twinned(eventStream, "limitReached")).toEqual(limitData);
+    await plainPosition.waitForCount(1, "position via the plain form");
+    expect(plainPosition.messages.map((m) => [m.event, json(m.data)])).toEqual([
+      ["position", { x: 7, y: 0, z: 0 }],
     ]);
     expect(allEvents.messages.map((m) => [m.event, json(m.data)])).toEqual([
       ["limitReached", limitData],

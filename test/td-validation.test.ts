@@ -316,11 +316,13 @@ function checkContract(td: ThingDescription, expectedBase: string): void {
   if (anyWritable) expect(topOps).toContain("writemultipleproperties");
   else expect(topOps).not.toContain("writemultipleproperties");
 
-  // Observable properties add one SSE form (HTTP SSE Profile) for observe/unobserve.
+  // Observable properties add two SSE forms (HTTP SSE Profile) for observe/unobserve: the
+  // first for node-wot (each message also unnamed), then the plain one.
   const observe = (p: { observable?: boolean }) =>
     p.observable === true ? ["observeproperty", "unobserveproperty"] : [];
+  const sseHrefs = (name: string) => [`${name}?messages=both`, name];
   for (const [name, p] of properties) {
-    const ops = [...opsOf(p.forms as Forms)].sort();
+    const ops = [...new Set(opsOf(p.forms as Forms))].sort();
     if (p.readOnly === true) expect(ops, name).toEqual(["readproperty", ...observe(p)].sort());
     if (p.writeOnly === true) {
       expect(p.observable, name).toBe(false);
@@ -329,15 +331,19 @@ function checkContract(td: ThingDescription, expectedBase: string): void {
     if (p.readOnly !== true && p.writeOnly !== true) {
       expect(ops, name).toEqual(["readproperty", "writeproperty", ...observe(p)].sort());
     }
-    for (const form of p.forms as Forms) {
-      if (opsOf([form]).includes("observeproperty")) {
-        expect(form, name).toMatchObject({
-          href: name,
-          subprotocol: "sse",
-          "htv:methodName": "GET",
-        });
-      }
+    const observeForms = (p.forms as Forms).filter((f) => opsOf([f]).includes("observeproperty"));
+    for (const form of observeForms) {
+      expect(form, name).toMatchObject({
+        subprotocol: "sse",
+        contentType: "application/json",
+        "htv:methodName": "GET",
+      });
+      expect(opsOf([form]), name).toContain("unobserveproperty");
     }
+    expect(
+      observeForms.map((f) => f.href),
+      name,
+    ).toEqual(p.observable === true ? sseHrefs(name) : []);
   }
   if (properties.some(([, p]) => p.observable === true)) {
     expect(topOps).toEqual(
@@ -346,8 +352,12 @@ function checkContract(td: ThingDescription, expectedBase: string): void {
   }
   for (const [name, e] of Object.entries(td.events ?? {})) {
     const forms = e.forms as Forms;
-    expect(opsOf(forms).sort(), name).toEqual(["subscribeevent", "unsubscribeevent"]);
-    expect(forms[0], name).toMatchObject({ href: name, subprotocol: "sse" });
+    expect([...new Set(opsOf(forms))].sort(), name).toEqual(["subscribeevent", "unsubscribeevent"]);
+    expect(
+      forms.map((f) => f.href),
+      name,
+    ).toEqual(sseHrefs(name));
+    for (const form of forms) expect(form, name).toMatchObject({ subprotocol: "sse" });
     expect(topOps).toEqual(expect.arrayContaining(["subscribeallevents", "unsubscribeallevents"]));
   }
 
@@ -477,6 +487,11 @@ describe("Thing Descriptions served at the root", () => {
       expect.objectContaining({ href: "bench_label", op: ["readproperty"] }),
       expect.objectContaining({ href: "bench_label", op: ["writeproperty"] }),
       expect.objectContaining({
+        href: "bench_label?messages=both",
+        op: ["observeproperty", "unobserveproperty"],
+        subprotocol: "sse",
+      }),
+      expect.objectContaining({
         href: "bench_label",
         op: ["observeproperty", "unobserveproperty"],
         subprotocol: "sse",
@@ -586,5 +601,100 @@ describe("Thing Descriptions with bearer authentication on", () => {
       results.filter((r) => r.Status === "fail"),
       log.join("\n"),
     ).toEqual([]);
+  });
+});
+
+/** The official schema, then every playground assertion. */
+async function expectValid(validate: ValidateFunction, td: ThingDescription): Promise<void> {
+  expect(schemaErrors(validate, td)).toBe("");
+  const { results, log } = await assertionResults(td);
+  expect(
+    results.filter((r) => r.Status === "fail"),
+    log.join("\n"),
+  ).toEqual([]);
+}
+
+describe("Thing Descriptions with MQTT forms, and the server's own TD at /.well-known/wot", () => {
+  const validate = officialValidator();
+  let server: ThingServer;
+  let baseUrl: string;
+
+  beforeAll(async () => {
+    // No broker is needed for the TDs: the binding retries in the background meanwhile.
+    server = new ThingServer(entries(), {
+      port: 0,
+      authToken: "td-test-token-0123456789",
+      mqtt: {
+        url: "mqtt://127.0.0.1:1",
+        topicPrefix: "lab/td-test",
+        commands: true,
+        username: "lab",
+      },
+    });
+    baseUrl = await server.start();
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it.each(NAMES)(
+    "TD of '%s' with MQTT forms validates and passes every playground assertion",
+    async (name) => {
+      const td = (await getJson(`${baseUrl}/${name}/`, "application/td+json")) as ThingDescription;
+      expect(td.id).toMatch(
+        /^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+      );
+      expect(td["@context"]).toContainEqual(
+        expect.objectContaining({ mqv: "https://www.w3.org/2019/wot/mqtt#" }),
+      );
+      // HTTP stays the TD-wide default; MQTT forms name the broker's own scheme.
+      expect(td.security).toEqual(["bearer_sc"]);
+      expect(td.securityDefinitions.mqtt_broker_basic_sc).toMatchObject({ scheme: "basic" });
+      const mqttForms = [
+        ...(td.forms as Record<string, unknown>[]),
+        ...Object.values({ ...td.properties, ...td.actions, ...td.events }).flatMap(
+          (affordance) => affordance.forms as Record<string, unknown>[],
+        ),
+      ].filter((form) => String(form.href).startsWith("mqtt:"));
+      expect(mqttForms.length).toBeGreaterThan(0);
+      for (const form of mqttForms) {
+        expect(form.security).toEqual(["mqtt_broker_basic_sc"]);
+        const topic = (form["mqv:topic"] ?? form["mqv:filter"]) as string;
+        expect(topic.startsWith(`lab/td-test/${name}/`)).toBe(true);
+        // The same topic in the href's path (node-wot reads it there), never credentials.
+        expect(form.href).toBe(`mqtt://127.0.0.1:1/${topic}`);
+      }
+      await expectValid(validate, td);
+    },
+  );
+
+  it("/.well-known/wot is a valid TD linking every Thing's TD, and each Thing's TD links back", async () => {
+    const response = await fetch(`${baseUrl}/.well-known/wot`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toMatch(/^application\/td\+json/);
+    const head = await fetch(`${baseUrl}/.well-known/wot`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-type")).toBe(response.headers.get("content-type"));
+    const td = (await response.json()) as ThingDescription;
+    expect(td.id).toMatch(/^urn:uuid:/);
+    expect(td.base).toBe(`${baseUrl}/`);
+    const items = (td.links ?? []).filter((link) => link.rel === "item");
+    expect(items.map((link) => new URL(String(link.href), td.base).href).sort()).toEqual(
+      NAMES.map((name) => `${baseUrl}/${name}/`).sort(),
+    );
+    expect(items.every((link) => link.type === "application/td+json")).toBe(true);
+    await expectValid(validate, td);
+    const stage = (await getJson(`${baseUrl}/stage/`, "application/td+json")) as ThingDescription;
+    expect(stage.links).toContainEqual({
+      href: "/.well-known/wot",
+      rel: "collection",
+      type: "application/td+json",
+    });
+    // Distinct ids: the server's and each Thing's.
+    const ids = await Promise.all(
+      NAMES.map(async (name) => ((await getJson(`${baseUrl}/${name}/`)) as ThingDescription).id),
+    );
+    expect(new Set([td.id, ...ids]).size).toBe(NAMES.length + 1);
   });
 });

@@ -48,18 +48,31 @@ export class Autofocus extends Thing {
   @thingSlot(Camera) accessor camera!: Camera;
   @thingSlot(Stage) accessor stage!: Stage;
 
+  /**
+   * Autofocus scores the scene as it is when it runs: queued behind a long move or scan it
+   * would run later on a scene nobody chose, so it waits at most 2 s for the stage and
+   * otherwise fails as lock busy (labthings-fastapi's `GlobalLockBusyError`).
+   */
   @action({
     input: AutofocusInput,
     output: AutofocusResult,
-    lock: "stage",
+    lock: { name: "stage", waitMs: 2000 },
     title: "Run autofocus",
     description:
-      "Coarse sweep over `range` in `steps` positions around the current z, then a fine sweep; ends at the sharpest z.",
+      "Coarse sweep over `range` in `steps` positions around the current z, then a fine sweep; ends at the sharpest z. Waits at most 2 s for the stage; fails if the sweep would leave the stage's z travel.",
   })
   async run(input: Static<typeof AutofocusInput>, ctx: ActionContext): Promise<AutofocusResult> {
     const range = input.range ?? 3000;
     const steps = input.steps ?? 31;
     const start = this.stage.position.z;
+    // A stage that knows its z travel (a Sangaboard does not) bounds the sweep.
+    const limit = this.stage.range?.z ?? Number.POSITIVE_INFINITY;
+    if (start - range / 2 < -limit || start + range / 2 > limit) {
+      // Clamped positions would score the same place twice and bias the focus to the edge.
+      throw new RangeError(
+        `a sweep of ${range} steps around z=${start} leaves the stage's z travel (±${limit} steps): move nearer the middle or sweep less`,
+      );
+    }
     const coarseStep = range / (steps - 1);
     const coarse = positions(start - range / 2, coarseStep, steps);
     const fineStep = Math.max(1, Math.round(coarseStep / 5));

@@ -54,7 +54,7 @@ export class SimulatedStage extends Stage {
   /** Validated by the server before the constructor sees them. */
   static options = StageOptions;
 
-  readonly range: { x: number; y: number; z: number };
+  override readonly range: { x: number; y: number; z: number };
 
   constructor(options: StageOptions = {}) {
     super();

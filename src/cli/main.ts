@@ -5,6 +5,7 @@ import { ConfigError, LabThingsError, ThingLifecycleError } from "../errors.js";
 import { call } from "./call.js";
 import { clientGen } from "./client-gen.js";
 import { devices } from "./devices.js";
+import { DISCOVER_USAGE, discover } from "./discover.js";
 import { SERVE_USAGE, serve } from "./serve.js";
 
 const USAGE = `Usage: labthings-ts <command> [options]
@@ -14,6 +15,7 @@ Commands:
   call        read or write a property, invoke an action (with progress) or follow an event
   client-gen  write a typed TypeScript client for a Thing, from its TD (URL or file)
   devices     list cameras and serial ports, with the config entry for each
+  discover    find servers on the local network (DNS-SD) and list their Things
 
 Run 'labthings-ts <command> --help' for a command's options.`;
 
@@ -39,6 +41,8 @@ async function main(argv: string[]): Promise<void> {
       return clientGen(rest);
     case "devices":
       return devices(rest);
+    case "discover":
+      return discover(rest);
     case "--version":
     case "-v":
       console.log(version());
@@ -58,7 +62,8 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof ConfigError) {
     console.error(`labthings-ts: ${error.message}`);
-    if (error.key === "arguments" || error.key.startsWith("-")) console.error(`\n${SERVE_USAGE}`);
+    const usage = process.argv[2] === "discover" ? DISCOVER_USAGE : SERVE_USAGE;
+    if (error.key === "arguments" || error.key.startsWith("-")) console.error(`\n${usage}`);
     process.exitCode = 2;
   } else if (error instanceof ThingLifecycleError || error instanceof LabThingsError) {
     const cause = error.cause instanceof Error && error.cause.stack ? `\n${error.cause.stack}` : "";

@@ -6,8 +6,9 @@ import type { ServerConfig } from "../config/config-schema.js";
 import { LOG_LEVELS } from "../config/config-schema.js";
 import { readConfigFile, resolveConfigPath, validateConfig } from "../config/load-config.js";
 import { loadThings } from "../config/load-things.js";
+import { isLoopbackHost, machineLabel } from "../discovery/network-addresses.js";
 import { ConfigError } from "../errors.js";
-import { DEFAULTS, ThingServer } from "../http/thing-server.js";
+import { DEFAULTS, ThingServer, type ThingServerOptions } from "../http/thing-server.js";
 import { createLogger } from "../logging/logger.js";
 
 export const SERVE_USAGE = `Usage: labthings-ts serve [options]
@@ -24,6 +25,10 @@ Options:
       --settings-dir DIR     where @setting values are saved (default ./settings,
                              or settingsDir in the config file)
       --shutdown-timeout MS  hard deadline for shutdown (default 5000)
+      --mdns, --no-mdns      advertise the Things over DNS-SD (default: on unless
+                             the host is loopback)
+      --directory URL        register every TD with this W3C TD Directory
+      --mqtt URL             publish through this MQTT broker (mqtt://host:1883)
       --log-level LEVEL      ${LOG_LEVELS.join(" | ")} (default info)
       --log-format FORMAT    pretty | json (default: pretty on a terminal)
   -h, --help                 show this help
@@ -45,6 +50,10 @@ async function resolveServeConfig(
         "settings-dir": { type: "string" },
         "token-file": { type: "string" },
         "require-all": { type: "boolean" },
+        mdns: { type: "boolean" },
+        "no-mdns": { type: "boolean" },
+        directory: { type: "string" },
+        mqtt: { type: "string" },
         "log-level": { type: "string" },
         "log-format": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -72,6 +81,15 @@ async function resolveServeConfig(
   if (values["token-file"] !== undefined) {
     overrides.auth = { tokenFile: resolve(String(values["token-file"])) };
   }
+  if (values.mdns && values["no-mdns"])
+    throw new ConfigError("--mdns", "give --mdns or --no-mdns, not both");
+  if (values.mdns !== undefined) overrides.mdns = true;
+  if (values["no-mdns"] !== undefined) overrides.mdns = false;
+  // A flag keeps the config file's other directory and MQTT settings (token, prefix, …).
+  if (values.directory !== undefined) {
+    overrides.directory = { ...config.directory, url: values.directory };
+  }
+  if (values.mqtt !== undefined) overrides.mqtt = { ...config.mqtt, url: values.mqtt };
   if (values["log-level"] !== undefined) overrides.logLevel = values["log-level"];
   if (values["log-format"] !== undefined) overrides.logFormat = values["log-format"];
   return {
@@ -86,21 +104,51 @@ async function readToken(config: ServerConfig, baseDir: string): Promise<string 
   const fromEnvironment = process.env.LABTHINGS_TOKEN;
   if (fromEnvironment !== undefined && fromEnvironment.trim() !== "") return fromEnvironment.trim();
   if (!config.auth) return undefined;
-  const file = resolveConfigPath(baseDir, config.auth.tokenFile);
+  return readSecretFile(baseDir, config.auth.tokenFile, "auth.tokenFile");
+}
+
+/** A secret kept in a file named by the config (a token, a password): trimmed, never empty. */
+async function readSecretFile(baseDir: string, path: string, key: string): Promise<string> {
+  const file = resolveConfigPath(baseDir, path);
   let text: string;
   try {
     text = await readFile(file, "utf8");
   } catch (error) {
-    throw new ConfigError("auth.tokenFile", `cannot read ${file}: ${(error as Error).message}`);
+    throw new ConfigError(key, `cannot read ${file}: ${(error as Error).message}`);
   }
-  const token = text.trim();
-  if (token === "") throw new ConfigError("auth.tokenFile", `${file} is empty`);
-  return token;
+  const secret = text.trim();
+  if (secret === "") throw new ConfigError(key, `${file} is empty`);
+  return secret;
 }
 
-/** 127.0.0.0/8, ::1 and localhost reach only this machine. */
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+/** The directory and MQTT options, with their secrets read and defaults filled in. */
+async function networkOptions(
+  config: ServerConfig,
+  baseDir: string,
+  port: number,
+): Promise<Pick<ThingServerOptions, "directory" | "mqtt">> {
+  const { directory, mqtt } = config;
+  return {
+    directory: directory && {
+      url: directory.url,
+      ttlSeconds: directory.ttlSeconds,
+      token: directory.tokenFile
+        ? await readSecretFile(baseDir, directory.tokenFile, "directory.tokenFile")
+        : undefined,
+    },
+    mqtt: mqtt && {
+      url: mqtt.url,
+      // Two servers on one machine differ by port (by process when the port is picked).
+      topicPrefix: mqtt.topicPrefix ?? `labthings/${machineLabel()}-${port || process.pid}`,
+      username: mqtt.username,
+      password: mqtt.passwordFile
+        ? await readSecretFile(baseDir, mqtt.passwordFile, "mqtt.passwordFile")
+        : undefined,
+      commands: mqtt.commands,
+      advertisedUrl: mqtt.advertisedUrl,
+      protocolVersion: mqtt.protocolVersion,
+    },
+  };
 }
 
 function flagInteger(flag: string, value: unknown): number {
@@ -134,10 +182,14 @@ export async function serve(args: string[]): Promise<void> {
     settingsDir: resolveConfigPath(baseDir, config.settingsDir ?? "settings"),
     actionRetentionMs: config.actionRetentionMs,
     maxRetainedInvocations: config.maxRetainedInvocations,
+    mdns: config.mdns,
+    publicUrl: config.publicUrl,
+    fleet: config.fleet,
+    ...(await networkOptions(config, baseDir, config.port ?? DEFAULTS.port)),
     logger,
   });
   const host = config.host ?? DEFAULTS.host;
-  if (authToken === undefined && !isLoopback(host)) {
+  if (authToken === undefined && !isLoopbackHost(host)) {
     logger.warn(
       { host },
       `listening on ${host} without authentication: anyone who can reach this machine can control its instruments`,

@@ -43,6 +43,12 @@ export interface InvocationHandleInit {
   id?: string;
   /** The first status: the 201's body, or a synthesized `completed` for a synchronous answer. */
   report: RemoteActionStatus;
+  /**
+   * Whether the TD gives the action an output schema. Without one, a completed status's
+   * `output: null` means "no output" (labthings-ts sends it so labthings-fastapi's client,
+   * which reads `output` unconditionally, works) and `result()` resolves to undefined.
+   */
+  declaresOutput?: boolean;
   queryMethod?: string;
   cancelMethod?: string;
   cancelUrl?: string;
@@ -149,7 +155,10 @@ export class InvocationHandle<Output = unknown> {
   async result(): Promise<Output> {
     this.#ensureWatching();
     const report = await this.#settled;
-    if (report.status === "completed") return report.output as Output;
+    if (report.status === "completed") {
+      const none = report.output === null && this.#init.declaresOutput === false;
+      return (none ? undefined : report.output) as Output;
+    }
     const what = `action '${this.action}'${this.id ? ` (invocation ${this.id})` : ""}`;
     if (report.status === "cancelled") {
       if (this.#aborted) throw this.#abortReason;

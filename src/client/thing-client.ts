@@ -342,6 +342,7 @@ export class ThingClient {
     const common = {
       requester: this.#requester,
       action: name,
+      declaresOutput: action.output !== undefined,
       signal: options.signal,
       onProgress: options.onProgress,
       watch: options.watch,
@@ -489,17 +490,32 @@ export class ThingClient {
     return new URL(href, this.base).href;
   }
 
-  /** The messages of one event stream, each named by its `event:` field, data parsed as JSON. */
+  /**
+   * The messages of one event stream, each named by its `event:` field, data parsed as
+   * JSON. An unnamed message that repeats the one before it (same id, same data) is its
+   * twin and skipped: labthings-ts's first SSE form sends each message named and unnamed,
+   * for clients (node-wot's) that hear only unnamed ones.
+   */
   async *#messages(
     form: SelectedForm,
     options: ObserveOptions,
   ): AsyncGenerator<NamedValue, void, undefined> {
+    let previous: { event: string; data: string; lastEventId: string } | undefined;
     for await (const message of readEventStream(this.#requester, form.url, {
       method: form.method,
       signal: options.signal,
       reconnect: options.reconnect ?? this.#options.reconnect,
       onOpen: options.onOpen,
     })) {
+      const twin =
+        message.event === "message" &&
+        previous !== undefined &&
+        previous.event !== "message" &&
+        previous.lastEventId !== "" &&
+        previous.lastEventId === message.lastEventId &&
+        previous.data === message.data;
+      previous = message;
+      if (twin) continue;
       let value: unknown;
       try {
         value = JSON.parse(message.data);

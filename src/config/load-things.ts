@@ -132,6 +132,7 @@ export async function loadThings(config: ServerConfig, baseDir: string): Promise
       thing,
       slots: spec.slots,
       settings: { initial: spec.settings, locked: spec.lockedSettings },
+      ...(spec.id === undefined ? {} : { id: spec.id }),
     });
   }
   return entries;

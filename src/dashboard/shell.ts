@@ -38,7 +38,7 @@ export function dashboardPage(options: { prefix: string; built: boolean }): stri
 <header class="top">
   <h1>labthings-ts</h1>
   <nav aria-label="Things" id="thing-nav"></nav>
-  <p class="top-links"><a href="${root}/docs">API docs</a> <a href="${root}/things/">Thing Descriptions</a></p>
+  <p class="top-links"><a href="${root}/_fleet/">Fleet</a> <a href="${root}/docs">API docs</a> <a href="${root}/things/">Thing Descriptions</a></p>
 </header>
 <section id="token-prompt" class="token-prompt" hidden aria-labelledby="token-title"></section>
 <main id="main">

@@ -45,6 +45,30 @@ export interface ThingDescription {
   [key: string]: unknown;
 }
 
+/**
+ * Forms another binding adds to the TDs (after the HTTP forms, which stay the default):
+ * the MQTT binding's, for example. Each method gets one affordance and returns its forms.
+ */
+export interface FormContributor {
+  /** JSON-LD prefixes the forms' terms use, added to `@context` (e.g. `{ mqv: "…" }`). */
+  readonly context?: Record<string, string>;
+  /** Security schemes the forms name in their own `security` (added to the TD's). */
+  readonly securityDefinitions?: Record<string, SecurityScheme>;
+  propertyForms?(thing: string, property: ExposedProperty): Form[];
+  actionForms?(thing: string, action: ActionDeclaration): Form[];
+  eventForms?(thing: string, event: EventDeclaration): Form[];
+  thingForms?(thing: ExposedThing): Form[];
+}
+
+/** What a TD carries besides the affordances: its `id`, other bindings' forms, more links. */
+export interface DescriptionOptions {
+  /** The TD's `id` (a URI, e.g. `urn:uuid:…`). */
+  id?: string;
+  contributors?: readonly FormContributor[];
+  /** Links added after the stream links (e.g. to the server's own TD). */
+  links?: readonly Record<string, unknown>[];
+}
+
 export interface DescribeOptions {
   /** Absolute URL of the Thing, ending in `/`; every href in the TD is relative to it. */
   base: string;
@@ -85,7 +109,7 @@ function propertyAffordance(property: ExposedProperty): Record<string, unknown> 
   affordance.writeOnly = !property.readable;
   const observable = property.readable && declaration.observable;
   affordance.observable = observable;
-  if (observable) forms.push(sseForm(property.name, ["observeproperty", "unobserveproperty"]));
+  if (observable) forms.push(...sseForms(property.name, ["observeproperty", "unobserveproperty"]));
   affordance.forms = forms;
   return affordance;
 }
@@ -98,12 +122,25 @@ function sseForm(href: string, op: string[]): Form {
   return { href, op, subprotocol: "sse", contentType: JSON_TYPE, "htv:methodName": "GET" };
 }
 
+/** The query of a stream whose every message comes twice: named, then unnamed. */
+export const UNNAMED_TWINS_QUERY = "messages=both";
+
+/**
+ * The SSE forms of one property or event: first the same stream with each message also
+ * sent unnamed, then the plain one. node-wot 0.9 takes the first form whose `op` fits
+ * and hears only unnamed messages (`EventSource.onmessage`); SSE Profile clients listen
+ * for the affordance's name, which both streams carry, whichever form they take.
+ */
+function sseForms(name: string, op: string[]): Form[] {
+  return [sseForm(`${name}?${UNNAMED_TWINS_QUERY}`, op), sseForm(name, op)];
+}
+
 function eventAffordance(declaration: EventDeclaration): Record<string, unknown> {
   const affordance: Record<string, unknown> = {};
   if (declaration.title) affordance.title = declaration.title;
   if (declaration.description) affordance.description = declaration.description;
   if (declaration.data) affordance.data = dataSchema(declaration.data);
-  affordance.forms = [sseForm(declaration.name, ["subscribeevent", "unsubscribeevent"])];
+  affordance.forms = sseForms(declaration.name, ["subscribeevent", "unsubscribeevent"]);
   return affordance;
 }
 
@@ -158,18 +195,31 @@ function actionAffordance(declaration: ActionDeclaration): Record<string, unknow
 export class ThingDescriptionBuilder {
   readonly #body: Omit<ThingDescription, "base">;
 
-  constructor(exposed: ExposedThing, securityDefinitions: Record<string, SecurityScheme> = NOSEC) {
+  constructor(
+    exposed: ExposedThing,
+    securityDefinitions: Record<string, SecurityScheme> = NOSEC,
+    options: DescriptionOptions = {},
+  ) {
+    const contributors = options.contributors ?? [];
+    const more = (forms: (c: FormContributor) => Form[] | undefined) =>
+      contributors.flatMap((contributor) => forms(contributor) ?? []);
     const properties: Record<string, Record<string, unknown>> = {};
     for (const property of exposed.properties.values()) {
-      properties[property.name] = propertyAffordance(property);
+      const affordance = propertyAffordance(property);
+      (affordance.forms as Form[]).push(...more((c) => c.propertyForms?.(exposed.name, property)));
+      properties[property.name] = affordance;
     }
     const actions: Record<string, Record<string, unknown>> = {};
     for (const declaration of exposed.actions.values()) {
-      actions[declaration.name] = actionAffordance(declaration);
+      const affordance = actionAffordance(declaration);
+      (affordance.forms as Form[]).push(...more((c) => c.actionForms?.(exposed.name, declaration)));
+      actions[declaration.name] = affordance;
     }
     const events: Record<string, Record<string, unknown>> = {};
     for (const declaration of exposed.events.values()) {
-      events[declaration.name] = eventAffordance(declaration);
+      const affordance = eventAffordance(declaration);
+      (affordance.forms as Form[]).push(...more((c) => c.eventForms?.(exposed.name, declaration)));
+      events[declaration.name] = affordance;
     }
     const writable = [...exposed.properties.values()].some((p) => p.writable);
     const observable = Object.values(properties).some((p) => p.observable === true);
@@ -202,17 +252,27 @@ export class ThingDescriptionBuilder {
     if (Object.keys(events).length > 0) {
       forms.push(sseForm("events", ["subscribeallevents", "unsubscribeallevents"]));
     }
+    forms.push(...more((c) => c.thingForms?.(exposed)));
     // Streams are links, not properties: a client reading every property must never hang.
-    const links = [...exposed.streams.values()].flatMap(({ name }) => [
+    const links: Record<string, unknown>[] = [...exposed.streams.values()].flatMap(({ name }) => [
       { href: name, rel: "alternate", type: "multipart/x-mixed-replace" },
       { href: `${name}/snapshot`, rel: "alternate", type: "image/jpeg" },
     ]);
+    links.push(...(options.links ?? []));
+    const context: Record<string, string> = { ...HTTP_VOCABULARY };
+    const allSecurity = { ...securityDefinitions };
+    for (const contributor of contributors) {
+      Object.assign(context, contributor.context);
+      Object.assign(allSecurity, contributor.securityDefinitions);
+    }
     this.#body = {
-      "@context": [TD_CONTEXT, HTTP_VOCABULARY],
+      "@context": [TD_CONTEXT, context],
+      ...(options.id === undefined ? {} : { id: options.id }),
       title: exposed.title,
       ...(exposed.description ? { description: exposed.description } : {}),
       profile: [HTTP_BASIC_PROFILE, HTTP_SSE_PROFILE],
-      securityDefinitions: securityDefinitions,
+      securityDefinitions: allSecurity,
+      // The TD-wide default stays the HTTP scheme; other bindings' forms name their own.
       security: Object.keys(securityDefinitions),
       properties,
       actions,
@@ -239,10 +299,11 @@ export class ThingDescriptionBuilder {
   }
 
   describe(base: string): ThingDescription {
-    const { "@context": context, title, description, ...rest } = this.#body;
-    // Key order for readers: context, title, base, then the affordances.
+    const { "@context": context, id, title, description, ...rest } = this.#body;
+    // Key order for readers: context, id, title, base, then the affordances.
     return {
       "@context": context,
+      ...(id === undefined ? {} : { id }),
       title,
       ...(description ? { description } : {}),
       base,

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { InvalidInputError } from "../errors.js";
 import type { ThingLogger } from "../model/logger.js";
 import type {
   Notification,
@@ -19,6 +20,20 @@ export function acceptsEventStream(request: FastifyRequest): boolean {
     const q = params.find((param) => param.startsWith("q="));
     return q === undefined || Number(q.slice(2)) > 0; // q=0 means "not this one"
   });
+}
+
+/**
+ * Whether the request asks (`?messages=both`) for each message named and unnamed: the
+ * form listed first in a TD for node-wot 0.9, whose client hears only unnamed messages.
+ */
+export function wantsUnnamedTwins(request: FastifyRequest): boolean {
+  const messages = (request.query as Record<string, unknown> | undefined)?.messages;
+  if (messages === undefined) return false;
+  if (messages === "both") return true;
+  throw new InvalidInputError(
+    `query 'messages' may only be 'both' (each message named and unnamed), not ${JSON.stringify(messages)}`,
+    [{ field: "/messages", rule: "enum", message: "must be 'both'" }],
+  );
 }
 
 // One JSON text per notification, however many subscribers it goes to.
@@ -47,6 +62,8 @@ export interface EventStreamSpec {
   endAfter?: (notification: Notification) => boolean;
   /** End right after the initial messages (there is nothing more to come). */
   endAfterInitial?: boolean;
+  /** Each message also unnamed (see `wantsUnnamedTwins`). */
+  unnamedTwins?: boolean;
 }
 
 /** Opens SSE responses: replay after Last-Event-ID, then live notifications; registered as long-lived. */
@@ -70,7 +87,11 @@ export class EventStreams {
     response.writeHead(200, { ...(reply.getHeaders() as Record<string, string>), ...SSE_HEADERS });
     response.flushHeaders();
     request.socket.setNoDelay(true);
-    const connection = new SseConnection(response, { label, logger: this.logger });
+    const connection = new SseConnection(response, {
+      label,
+      logger: this.logger,
+      unnamedTwins: spec.unnamedTwins ?? false,
+    });
     const toMessage = (n: Notification): SseMessage => ({
       id: n.id,
       event: n.name,

@@ -18,7 +18,10 @@ import { redactToken } from "./authentication.js";
 export const PROBLEM_MEDIA_TYPE = "application/problem+json";
 
 export interface ProblemDetails {
-  /** A URI naming the kind of problem: `tag:labthings-ts,2026:<kind>`, or `about:blank`. */
+  /**
+   * A URI naming the kind of problem: `tag:labthings-ts,2026:<kind>`, `about:blank`, or
+   * for the problems labthings-fastapi's client recognises, that project's URL (problem-types.ts).
+   */
   type: string;
   title: string;
   status: number;
@@ -29,9 +32,7 @@ export interface ProblemDetails {
   errors?: FieldError[];
 }
 
-export function problemType(kind: string): string {
-  return `tag:labthings-ts,2026:${kind}`;
-}
+export { problemType } from "../problem-types.js";
 
 interface HttpishError {
   statusCode?: number;
@@ -47,7 +48,7 @@ export function toProblem(
   const headers: Record<string, string> = {};
   if (error instanceof LabThingsError && error.status < 500) {
     const problem: ProblemDetails = {
-      type: problemType(error.problemType),
+      type: error.problemTypeUri,
       title: STATUS_CODES[error.status] ?? "Error",
       status: error.status,
       detail: error.message,
@@ -80,7 +81,7 @@ export function toProblem(
     error instanceof ThingFailureError || (error instanceof LabThingsError && error.status === 503);
   return {
     problem: {
-      type: shown ? problemType(error.problemType) : "about:blank",
+      type: shown ? error.problemTypeUri : "about:blank",
       title: STATUS_CODES[shown ? error.status : 500]!,
       status: shown ? error.status : 500,
       detail: shown

@@ -20,6 +20,11 @@ export interface SseOptions {
   heartbeatMs?: number;
   /** Most queued (not coalescable) messages while the socket is full; default 256. */
   maxQueued?: number;
+  /**
+   * Write each message twice, named (`event:`, for the SSE Profile) and unnamed (for
+   * clients that only listen to `onmessage`, such as node-wot's), with the same `id:`.
+   */
+  unnamedTwins?: boolean;
   label: string;
   logger: ThingLogger;
 }
@@ -41,12 +46,14 @@ export class SseConnection {
   readonly #coalesced = new Map<string, SseMessage>();
   readonly #queued: SseMessage[] = [];
   readonly #heartbeat: NodeJS.Timeout;
+  readonly #format: (message: SseMessage) => string;
   messagesSent = 0;
   messagesCoalesced = 0;
 
   constructor(response: ServerResponse, options: SseOptions) {
     this.#response = response;
-    this.#options = { heartbeatMs: 15_000, maxQueued: 256, ...options };
+    this.#options = { heartbeatMs: 15_000, maxQueued: 256, unnamedTwins: false, ...options };
+    this.#format = this.#options.unnamedTwins ? formatWithTwin : format;
     response.on("drain", this.#onDrain);
     this.#heartbeat = setInterval(() => {
       if (!this.#blocked && !this.#ended) this.#write(": heartbeat\n\n");
@@ -65,7 +72,7 @@ export class SseConnection {
   send(message: SseMessage, coalesceKey?: string): void {
     if (this.#ended) return;
     if (!this.#blocked) {
-      this.#write(format(message));
+      this.#write(this.#format(message));
       return;
     }
     if (coalesceKey !== undefined) {
@@ -91,7 +98,7 @@ export class SseConnection {
     if (this.#ended) return;
     const waiting = [...this.#queued, ...this.#coalesced.values()].sort((a, b) => a.id - b.id);
     this.#release();
-    this.#response.end(waiting.map(format).join(""));
+    this.#response.end(waiting.map(this.#format).join(""));
   }
 
   destroy(): void {
@@ -129,11 +136,16 @@ export class SseConnection {
         this.#queued.push(...waiting.slice(index));
         return;
       }
-      this.#write(format(message));
+      this.#write(this.#format(message));
     }
   };
 }
 
 function format({ id, event, data }: SseMessage): string {
   return `event: ${event}\ndata: ${data}\nid: ${id}\n\n`;
+}
+
+/** One write for both, so a reader never sees one without the other. */
+function formatWithTwin({ id, event, data }: SseMessage): string {
+  return `event: ${event}\ndata: ${data}\nid: ${id}\n\ndata: ${data}\nid: ${id}\n\n`;
 }

@@ -8,6 +8,9 @@
  *   1001) → abort running actions → stop Things in reverse start order, each bounded →
  *   close the HTTP server; a hard deadline destroys whatever is still open and the
  *   report names what hung.
+ * Beyond HTTP (each bounded, none delaying start): after listen, DNS-SD advertisement, TD
+ * Directory registration and the MQTT binding start in the background; at close the
+ * goodbyes and directory deletes run beside the steps above, and MQTT says goodbye last.
  */
 
 import { type IncomingMessage, METHODS, type ServerResponse, STATUS_CODES } from "node:http";
@@ -22,13 +25,20 @@ import Fastify, {
   LogController,
 } from "fastify";
 import { type Logger, pino } from "pino";
+import { MqttBinding, type MqttOptions } from "../bindings/mqtt-binding.js";
+import { COLLECTION_LINK, ServerDescription } from "../description/server-description.js";
 import { ThingDescriptionBuilder } from "../description/thing-description.js";
+import type { DirectoryOptions } from "../discovery/directory-registration.js";
+import { FleetSurvey } from "../discovery/fleet-survey.js";
+import { machineLabel, reachableOrigin } from "../discovery/network-addresses.js";
+import { mdnsEnabled, NetworkPresence } from "../discovery/network-presence.js";
 import { ConfigError, NotFoundError, ThingLifecycleError, UnavailableError } from "../errors.js";
 import { BlobStore } from "../runtime/blob-store.js";
 import { InvocationManager } from "../runtime/invocation-manager.js";
 import { ObservationHub } from "../runtime/observation-hub.js";
 import { SettingsStore } from "../runtime/settings-store.js";
-import { settleWithin } from "../runtime/settle.js";
+import { type Outcome, settleWithin } from "../runtime/settle.js";
+import { resolveThingIdentities } from "../runtime/thing-identities.js";
 import type { ThingEntry } from "../runtime/thing-registry.js";
 import { ThingRegistry } from "../runtime/thing-registry.js";
 import { BEARER_SECURITY, BearerAuthentication, redactToken } from "./authentication.js";
@@ -48,10 +58,12 @@ import type { RouteContext } from "./route-context.js";
 import { blobPath, registerActionRoutes } from "./routes/actions.js";
 import { registerDescriptionRoutes } from "./routes/descriptions.js";
 import { registerEventRoutes } from "./routes/events.js";
+import { registerFleetRoutes } from "./routes/fleet.js";
 import { registerIndexPage } from "./routes/index-page.js";
 import { registerPropertyRoutes } from "./routes/properties.js";
 import { registerStreamRoutes } from "./routes/streams.js";
 import { refuseStrayHandshakes, registerWebSocketRoutes } from "./routes/websocket.js";
+import { registerWellKnownRoute } from "./routes/well-known.js";
 
 export interface ThingServerOptions {
   /** Interface to bind; default `127.0.0.1` (loopback only). */
@@ -90,6 +102,23 @@ export interface ThingServerOptions {
   settingsDir?: string;
   /** Most finished invocations kept; the oldest go first. Default 1000. */
   maxRetainedInvocations?: number;
+  /**
+   * Advertise every Thing over DNS-SD (mDNS, `_wot._tcp`). Default: on when `host` is not
+   * loopback; `LABTHINGS_MDNS=off` in the environment turns it off whatever this says.
+   */
+  mdns?: boolean;
+  /**
+   * The URL others reach this server at (with any prefix), written into the TDs given to a
+   * directory or an MQTT broker. Default: `http://<bound address>:<port>`, or the first
+   * non-loopback address for a wildcard bind.
+   */
+  publicUrl?: string;
+  /** Register every TD with a W3C TD Directory (renewed, deleted at shutdown). */
+  directory?: DirectoryOptions;
+  /** Publish through an MQTT broker (see `MqttOptions`). */
+  mqtt?: MqttOptions;
+  /** The fleet page: servers to list besides those found by DNS-SD and the directory. */
+  fleet?: { servers?: string[] };
   logger?: Logger;
 }
 
@@ -110,6 +139,8 @@ export interface ShutdownReport {
   responsesDestroyed: string[];
   /** The deadline passed and open sockets were destroyed. */
   forced: boolean;
+  /** Things whose TD Directory entry could not be deleted (it expires by its TTL). */
+  directoryNotDeleted: string[];
 }
 
 /** How long aborted actions get to settle at shutdown before they are abandoned. */
@@ -117,6 +148,9 @@ const ACTION_ABORT_GRACE_MS = 2000;
 
 /** How long ended streams get to close their sockets before they are cut. */
 const STREAM_END_GRACE_MS = 1000;
+
+/** How long the MQTT broker gets for the goodbye at shutdown. */
+const MQTT_GOODBYE_MS = 1000;
 
 export const DEFAULTS = {
   host: "127.0.0.1",
@@ -145,6 +179,16 @@ export class ThingServer {
   #closing: Promise<ShutdownReport> | undefined;
   /** Open sockets and how many of their requests are in progress. */
   readonly #sockets = new Map<Socket, number>();
+  /** TD builders by Thing name, and the server's own TD (`/.well-known/wot`); made at start. */
+  #descriptions = new Map<string, ThingDescriptionBuilder>();
+  #thingIds = new Map<string, string>();
+  #serverDescription: ServerDescription | undefined;
+  /** DNS-SD and TD Directory: started after listen, withdrawn at close. */
+  #presence: NetworkPresence | undefined;
+  /** The MQTT binding, when configured. */
+  readonly mqtt: MqttBinding | undefined;
+  /** Other servers for the fleet page, when DNS-SD, a directory or a list gives any. */
+  #fleet: FleetSurvey | undefined;
 
   constructor(entries: readonly ThingEntry[], options: ThingServerOptions = {}) {
     this.#options = options;
@@ -178,12 +222,35 @@ export class ThingServer {
       maxRetained: options.maxRetainedInvocations,
     });
     this.observation = new ObservationHub(this.registry, this.invocations, this.logger);
+    if (options.mqtt) {
+      this.mqtt = new MqttBinding(options.mqtt, {
+        registry: this.registry,
+        hub: this.observation,
+        invocations: this.invocations,
+        logger: this.logger.child({ binding: "mqtt" }),
+      });
+    }
   }
 
   /** The Fastify instance (after `start()`), for tests and for adding routes. */
   get app(): FastifyInstance {
     if (!this.#app) throw new Error("the server has not been started");
     return this.#app;
+  }
+
+  /** The URL others reach the server at (`publicUrl`, else made from the bind; after `start()`). */
+  get publicUrl(): string {
+    if (!this.#url) throw new Error("the server has not been started");
+    const port = Number(new URL(this.#url).port);
+    return (
+      this.#options.publicUrl ??
+      `${reachableOrigin(this.#options.host ?? DEFAULTS.host, port)}${this.#prefix}`
+    ).replace(/\/$/, "");
+  }
+
+  /** A Thing's TD with the public base (what a directory or broker is given). */
+  describeForOthers(name: string): Record<string, unknown> {
+    return this.#descriptions.get(name)!.describe(`${this.publicUrl}/${name}/`);
   }
 
   /** Base URL the server listens on, e.g. `http://127.0.0.1:5000` (after `start()`). */
@@ -209,6 +276,7 @@ export class ThingServer {
     try {
       // A signal during start-up: do not start listening after close() has run.
       if (this.#closing) throw new UnavailableError("the server was closed while starting");
+      await this.#makeDescriptions();
       this.#app = await this.#buildApp();
       this.#trackSockets(this.#app);
       const host = this.#options.host ?? DEFAULTS.host;
@@ -216,6 +284,7 @@ export class ThingServer {
       const address = this.#app.server.address();
       const port = typeof address === "object" && address ? address.port : this.#options.port;
       this.#url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+      this.#startBeyondHttp(host, Number(port));
       return this.url;
     } catch (error) {
       await this.registry.stopAll(timeoutMs);
@@ -243,11 +312,16 @@ export class ThingServer {
       responsesEnded: 0,
       responsesDestroyed: [],
       forced: false,
+      directoryNotDeleted: [],
     };
 
     // 1. Stop accepting: the listener closes now, idle keep-alive sockets close, and
     //    requests on busy ones get 503 (onRequest hook).
     const httpClosed = this.#app ? this.#app.close() : Promise.resolve();
+    //    Withdraw from the network beside the steps below: DNS-SD goodbye packets and TD
+    //    Directory deletes, bounded by the deadline, awaited (at most that long) at the end.
+    this.#fleet?.stop();
+    const withdrawn = this.#presence?.withdraw(remaining());
     // Node keeps a connection that has not sent a request yet (browsers and fetch open
     // spares); with no request in progress nothing is lost by closing it now.
     for (const [socket, active] of this.#sockets) if (active === 0) socket.destroy();
@@ -281,6 +355,9 @@ export class ThingServer {
     report.settingsSaved = saved.kind === "fulfilled";
     if (!report.settingsSaved)
       this.logger.error("settings could not all be saved before the deadline");
+    // 5b. MQTT last, so changes made by stop() reach the broker: the retained status says
+    //     offline, then disconnect. A broker that is away is not waited for.
+    await this.mqtt?.close(Math.min(MQTT_GOODBYE_MS, remaining()));
     // 6. Wait for in-flight requests, but never past the deadline.
     const outcome = await settleWithin(httpClosed, remaining());
     if (outcome.kind === "timeout") {
@@ -294,6 +371,21 @@ export class ThingServer {
     }
     for (const exposed of this.registry.values()) {
       for (const stream of exposed.streams.values()) stream.fanout.dispose();
+    }
+    if (withdrawn) {
+      const outcome: Outcome = await settleWithin(
+        withdrawn.then((result) => {
+          report.directoryNotDeleted = result.directoryNotDeleted;
+        }),
+        remaining(),
+      );
+      if (outcome.kind !== "fulfilled") {
+        report.directoryNotDeleted = this.#presence?.directoryNotDeleted ?? [];
+        this.logger.warn(
+          { directoryNotDeleted: report.directoryNotDeleted },
+          "TD directory deletes cut short by the deadline: the entries expire by their TTL",
+        );
+      }
     }
     this.invocations.dispose();
     this.observation.dispose();
@@ -396,15 +488,9 @@ export class ThingServer {
     }
 
     await registerOpenApi(app, "labthings-ts");
-    const descriptions = new Map(
-      [...this.registry.values()].map((exposed) => [
-        exposed.name,
-        new ThingDescriptionBuilder(exposed, this.#auth ? BEARER_SECURITY : undefined),
-      ]),
-    );
     const context: RouteContext = {
       registry: this.registry,
-      descriptions,
+      descriptions: this.#descriptions,
       prefix: this.#prefix,
       eventStreams: new EventStreams(this.observation, this.longLived, this.logger),
     };
@@ -432,11 +518,76 @@ export class ThingServer {
           logger: this.logger,
         });
         await registerDocsPages(api);
+        registerFleetRoutes(api, () => this.#fleet, context);
       },
       { prefix: this.#prefix },
     );
+    registerWellKnownRoute(app, this.#serverDescription!, this.#prefix);
     await app.ready();
     return app;
+  }
+
+  /** TD ids (kept in the settings folder), then every TD builder and the server's own TD. */
+  async #makeDescriptions(): Promise<void> {
+    const overrides = new Map(
+      this.#entries.flatMap((entry) => (entry.id ? [[entry.name, entry.id] as const] : [])),
+    );
+    const ids = await resolveThingIdentities(
+      this.#options.settingsDir,
+      this.#entries.map((entry) => entry.name),
+      overrides,
+      this.logger,
+    );
+    this.#thingIds = ids.things;
+    const security = this.#auth ? BEARER_SECURITY : undefined;
+    const contributors = this.mqtt ? [this.mqtt.forms] : [];
+    for (const exposed of this.registry.values()) {
+      this.#descriptions.set(
+        exposed.name,
+        new ThingDescriptionBuilder(exposed, security, {
+          id: ids.things.get(exposed.name),
+          contributors,
+          links: [COLLECTION_LINK],
+        }),
+      );
+    }
+    this.#serverDescription = new ServerDescription({
+      id: ids.server,
+      title: `labthings-ts on ${machineLabel()}`,
+      things: this.registry.names,
+      securityDefinitions: security ?? { nosec_sc: { scheme: "nosec" } },
+    });
+  }
+
+  /** DNS-SD, the TD Directory, MQTT and the fleet survey: in the background, never blocking. */
+  #startBeyondHttp(host: string, port: number): void {
+    const things = [...this.registry.values()].map((exposed) => ({
+      name: exposed.name,
+      title: exposed.title,
+      id: this.#thingIds.get(exposed.name)!,
+      describe: () => this.describeForOthers(exposed.name),
+    }));
+    const mdns = mdnsEnabled(host, this.#options.mdns);
+    this.#presence = new NetworkPresence({
+      host,
+      port,
+      prefix: this.#prefix,
+      mdns,
+      directory: this.#options.directory,
+      logger: this.logger.child({ part: "discovery" }),
+    });
+    this.#presence.start(things);
+    this.mqtt?.start({
+      publicUrl: this.publicUrl,
+      describe: (name) => JSON.stringify(this.describeForOthers(name)),
+    });
+    this.#fleet = new FleetSurvey({
+      self: [`${this.publicUrl}/`, `${this.url}/`],
+      browse: mdns,
+      directory: this.#options.directory,
+      servers: this.#options.fleet?.servers ?? [],
+      logger: this.logger.child({ part: "fleet" }),
+    });
   }
 
   #trackSockets(app: FastifyInstance): void {

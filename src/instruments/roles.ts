@@ -58,6 +58,8 @@ Object.defineProperty(Camera.prototype, CAMERA, { value: true });
  */
 export abstract class Stage extends Thing {
   abstract readonly position: Position;
+  /** Travel limit on each axis (±steps from the origin), when the stage knows it. */
+  readonly range?: { x: number; y: number; z: number };
   /** Move to `target`; resolves where it stopped. On abort it stops and rejects. */
   abstract moveTo(target: Position, options?: MoveOptions): Promise<Position>;
   static override [Symbol.hasInstance](value: unknown): boolean {

@@ -146,7 +146,8 @@ export function action<
 
 /**
  * Output schema of an action that returns a `BlobOutput`: the ActionStatus output is
- * `{ href, mediaType, size }` and `GET href` serves the bytes.
+ * `{ href, mediaType, media_type, size }` and `GET href` serves the bytes (`media_type`
+ * is the name labthings-fastapi's clients read).
  */
 export function blobOutput(mediaType: string) {
   return Type.Object(
@@ -156,6 +157,7 @@ export function blobOutput(mediaType: string) {
         description: "Where to GET the bytes (supports Range)",
       }),
       mediaType: Type.String({ description: `Media type, e.g. ${mediaType}` }),
+      media_type: Type.String({ description: "The same, under labthings-fastapi's name" }),
       size: Type.Integer({ minimum: 0, description: "Size in bytes" }),
     },
     { contentMediaType: mediaType },

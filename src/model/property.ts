@@ -2,7 +2,7 @@ import type { Static, TSchema } from "@sinclair/typebox";
 import { ThingDefinitionError } from "../errors.js";
 import { declareAffordance, memberName } from "./declarations.js";
 import type { Thing } from "./thing.js";
-import { emitPropertyChange } from "./thing.js";
+import { emitPropertyChange, emitPropertyReassigned } from "./thing.js";
 
 export interface PropertyOptions<S extends TSchema> {
   /** JSON Schema of the value (build it with `Type`); it types the member too. */
@@ -119,9 +119,12 @@ function declareProperty<S extends TSchema>(
         const previous = field.get.call(this);
         const value = frozenCopy(assigned);
         field.set.call(this, value);
-        // Objects always notify (they may have been rebuilt); equal primitives do not.
+        // Objects always notify (they may have been rebuilt); equal primitives are only
+        // a reassignment (labthings-fastapi's websocket reports those too).
         if (typeof value === "object" || !Object.is(previous, value)) {
           emitPropertyChange(this, name, value);
+        } else {
+          emitPropertyReassigned(this, name, value);
         }
       },
     } satisfies ClassAccessorDecoratorResult<Thing, unknown>;

@@ -28,6 +28,7 @@ const BRAND = Symbol.for("labthings-ts.Thing");
 const HOST = Symbol.for("labthings-ts.host");
 const LISTENERS = Symbol.for("labthings-ts.listeners");
 const EVENT_LISTENERS = Symbol.for("labthings-ts.eventListeners");
+const REASSIGN_LISTENERS = Symbol.for("labthings-ts.reassignListeners");
 const OWN_VALIDATOR = Symbol.for("labthings-ts.ownValidator");
 const UNAVAILABLE = Symbol.for("labthings-ts.unavailable");
 
@@ -54,6 +55,7 @@ export abstract class Thing {
   private [HOST]: ThingHost | undefined;
   private readonly [LISTENERS] = new Set<PropertyChangeListener>();
   private readonly [EVENT_LISTENERS] = new Set<EventListener>();
+  private readonly [REASSIGN_LISTENERS] = new Set<PropertyChangeListener>();
   private [OWN_VALIDATOR]: SchemaValidator | undefined;
   private [UNAVAILABLE]: string | undefined;
 
@@ -214,6 +216,30 @@ export function emitPropertyChange(thing: Thing, name: string, value: unknown): 
   (
     thing as unknown as { notifyPropertyChanged(n: string, v: unknown): void }
   ).notifyPropertyChanged(name, value);
+}
+
+/**
+ * Listen to assignments of a stored property that left its value as it was (an equal
+ * primitive): no change, so SSE observers and settings hear nothing, but clients of
+ * labthings-fastapi's websocket expect a message for every assignment.
+ */
+export function observePropertyReassignments(
+  thing: Thing,
+  listener: PropertyChangeListener,
+): () => void {
+  const listeners = (thing as unknown as Record<symbol, Set<PropertyChangeListener>>)[
+    REASSIGN_LISTENERS
+  ]!;
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+/** Tell reassignment listeners (used by the stored-property decorator). */
+export function emitPropertyReassigned(thing: Thing, name: string, value: unknown): void {
+  const listeners = (thing as unknown as Record<symbol, Set<PropertyChangeListener>>)[
+    REASSIGN_LISTENERS
+  ]!;
+  for (const listener of listeners) listener(name, value);
 }
 
 /** Listen to every event a Thing emits. Returns the function that stops listening. */

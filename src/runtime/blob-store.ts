@@ -13,10 +13,11 @@ export interface StoredBlob {
   readonly path?: string;
 }
 
-/** The ActionStatus output for a blob. */
+/** The ActionStatus output for a blob (`media_type` is labthings-fastapi's name for `mediaType`). */
 export interface BlobReference {
   href: string;
   mediaType: string;
+  media_type: string;
   size: number;
 }
 

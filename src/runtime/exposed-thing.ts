@@ -1,8 +1,8 @@
 import type { FieldError } from "../errors.js";
 import {
-  ConflictError,
   InvalidInputError,
   LabThingsError,
+  LockBusyError,
   MethodNotAllowedError,
   NotFoundError,
   ThingDefinitionError,
@@ -166,7 +166,7 @@ export class ExposedThing {
     const lock = property.declaration.lock;
     const holder = lock ? this.locks.holder(lock) : undefined;
     if (lock && holder) {
-      throw new ConflictError(
+      throw new LockBusyError(
         `property '${this.name}/${property.name}' cannot be written while ${holder} holds lock '${lock}'`,
       );
     }

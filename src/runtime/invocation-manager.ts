@@ -9,6 +9,7 @@ import {
   ConflictError,
   InvalidInputError,
   LabThingsError,
+  LockBusyError,
   NotFoundError,
   UnavailableError,
 } from "../errors.js";
@@ -17,7 +18,8 @@ import type { ThingLogger } from "../model/logger.js";
 import type { SchemaValidator } from "../model/schema-validator.js";
 import { describeFieldErrors } from "../model/schema-validator.js";
 import { unavailableReason } from "../model/thing.js";
-import type { BlobReference, BlobStore } from "./blob-store.js";
+import { INVOCATION_CANCELLED_TYPE, problemType } from "../problem-types.js";
+import type { BlobReference, BlobStore, StoredBlob } from "./blob-store.js";
 import type { ExposedThing } from "./exposed-thing.js";
 import { Invocation, InvocationContext, type InvocationError } from "./invocation.js";
 import type { LockManager } from "./lock-manager.js";
@@ -49,8 +51,8 @@ export class InvocationManager {
    * of ending is the order of expiry.
    */
   readonly #finished = new Map<Invocation, number>();
-  /** Invocations whose output is a blob: only these have blobs to remove when forgotten. */
-  readonly #withBlobs = new Set<Invocation>();
+  /** Invocations whose output is a blob, and its id: only these have blobs to remove when forgotten. */
+  readonly #withBlobs = new Map<Invocation, string>();
   /** One timer for all finished invocations, due when the oldest expires. */
   #sweepTimer: NodeJS.Timeout | undefined;
   readonly #options: Required<InvocationManagerOptions>;
@@ -71,11 +73,15 @@ export class InvocationManager {
 
   /**
    * Start an invocation. Input is validated first: a bad input throws InvalidInputError
-   * and no invocation exists. A lock declared fail-fast that is held throws ConflictError.
+   * and no invocation exists. A lock declared fail-fast that is held throws LockBusyError.
+   * No input (`undefined`: no body) to an action whose input is an object with no required
+   * member means `{}`; an action without input also takes `{}` (clients that always send
+   * a JSON object, like labthings-fastapi's `ThingClient`, invoke it that way).
    */
   invoke(exposed: ExposedThing, actionName: string, input: unknown): Invocation {
     const declaration = exposed.action(actionName);
     if (declaration.input) {
+      if (input === undefined && optionalObject(declaration.input)) input = {};
       const errors = this.#options.validator.check(declaration.input, input, actionName);
       if (errors.length > 0) {
         throw new InvalidInputError(
@@ -83,7 +89,7 @@ export class InvocationManager {
           errors,
         );
       }
-    } else if (input !== undefined && input !== null) {
+    } else if (input !== undefined && input !== null && !isEmptyObject(input)) {
       throw new InvalidInputError(`action '${exposed.name}/${actionName}' takes no input`, [
         { field: `/${actionName}`, rule: "noInput", message: "must be empty" },
       ]);
@@ -94,7 +100,7 @@ export class InvocationManager {
     }
     const lock = declaration.lock;
     if (lock?.waitMs === 0 && this.#options.locks.holder(lock.name)) {
-      throw new ConflictError(
+      throw new LockBusyError(
         `'${exposed.name}/${actionName}' needs lock '${lock.name}', held by ${this.#options.locks.holder(lock.name)}`,
       );
     }
@@ -138,6 +144,12 @@ export class InvocationManager {
 
   get size(): number {
     return this.#invocations.size;
+  }
+
+  /** The blob an invocation's output refers to, while it is kept. */
+  outputBlob(invocation: Invocation): StoredBlob | undefined {
+    const id = this.#withBlobs.get(invocation);
+    return id === undefined ? undefined : this.#options.blobs.get(id);
   }
 
   /**
@@ -214,11 +226,11 @@ export class InvocationManager {
           ? await this.#blobReference(invocation, result)
           : this.#checkedOutput(declaration, result);
       // An action that ignored cancellation but then returned still counts as cancelled.
-      if (invocation.aborted) invocation.finish("cancelled");
+      if (invocation.aborted) invocation.finish("cancelled", { error: cancelled(invocation) });
       else invocation.finish("completed", { output });
     } catch (error) {
       if (invocation.aborted) {
-        invocation.finish("cancelled");
+        invocation.finish("cancelled", { error: cancelled(invocation) });
       } else {
         context.logger.error({ err: error }, "action failed");
         invocation.finish("failed", { error: toInvocationError(error) });
@@ -230,11 +242,15 @@ export class InvocationManager {
   }
 
   async #blobReference(invocation: Invocation, result: BlobOutput): Promise<BlobReference> {
-    this.#withBlobs.add(invocation);
+    // Marked before the await: an invocation forgotten meanwhile still has its blob removed.
+    this.#withBlobs.set(invocation, "");
     const blob = await this.#options.blobs.add(result, invocation.id);
+    if (this.#withBlobs.has(invocation)) this.#withBlobs.set(invocation, blob.id);
     return {
       href: this.#options.blobHref(blob.id),
       mediaType: blob.mediaType,
+      // labthings-fastapi's ThingClient makes a Blob only of an output with `media_type`.
+      media_type: blob.mediaType,
       size: blob.size,
     };
   }
@@ -293,10 +309,41 @@ export class CancelledError extends Error {
   override name = "CancelledError";
 }
 
+/**
+ * A cancelled invocation's `error`: labthings-fastapi's `InvocationCancelledError` type,
+ * which its `ThingClient` raises as that exception; the detail is why (DELETE, shutdown).
+ */
+function cancelled(invocation: Invocation): InvocationError {
+  const reason: unknown = invocation.signal.reason;
+  return {
+    type: INVOCATION_CANCELLED_TYPE,
+    title: "Cancelled",
+    status: 409,
+    detail: reason instanceof Error ? reason.message : "cancelled",
+  };
+}
+
+/** A JSON Schema for an object none of whose members is required (e.g. `Type.Partial`). */
+function optionalObject(declared: object): boolean {
+  const schema = declared as { type?: unknown; required?: unknown };
+  return (
+    schema.type === "object" && (!Array.isArray(schema.required) || schema.required.length === 0)
+  );
+}
+
+function isEmptyObject(value: unknown): boolean {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.keys(value).length === 0
+  );
+}
+
 function toInvocationError(error: unknown): InvocationError {
   if (error instanceof LabThingsError) {
     return {
-      type: `tag:labthings-ts,2026:${error.problemType}`,
+      type: error.problemTypeUri,
       title: error.name,
       status: error.status,
       detail: error.message,
@@ -304,7 +351,7 @@ function toInvocationError(error: unknown): InvocationError {
   }
   if (error instanceof Error) {
     return {
-      type: "tag:labthings-ts,2026:action-failed",
+      type: problemType("action-failed"),
       title: error.name || error.constructor.name,
       status: 500,
       detail: error.message,

@@ -5,11 +5,47 @@ import { randomFlatUuid } from "./flat-uuid.js";
 
 export type InvocationStatus = "pending" | "running" | "completed" | "failed" | "cancelled";
 
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/**
+ * One record of an invocation's log. `time`, `level` and `message` are ours; the rest are
+ * the members of labthings-fastapi's `LogRecordModel` (its invocations.py), so pages and
+ * scripts written for that server read them, and its `ThingClient` reports a failed
+ * action with the last record's `exception_type` and `traceback`.
+ */
 export interface InvocationLogRecord {
   time: string;
-  level: "debug" | "info" | "warn" | "error";
+  level: LogLevel;
   message: string;
+  /** Python's level name: `DEBUG`, `INFO`, `WARNING`, `ERROR`. */
+  levelname: string;
+  /** Python's level number: 10, 20, 30, 40. */
+  levelno: number;
+  /** When it was logged (the same instant as `time`). */
+  created: string;
+  /** The file that logged it (or, for an error, where the error was thrown), without its folder. */
+  filename: string;
+  lineno: number;
+  /** The class name of the error logged with it (`{ err }`), if any. */
+  exception_type?: string;
+  /** That error's stack. */
+  traceback?: string;
 }
+
+/** Where a record came from, and the error logged with it. */
+export interface LogRecordOrigin {
+  filename: string;
+  lineno: number;
+  exception_type?: string;
+  traceback?: string;
+}
+
+const PYTHON_LEVELS: Record<LogLevel, { levelname: string; levelno: number }> = {
+  debug: { levelname: "DEBUG", levelno: 10 },
+  info: { levelname: "INFO", levelno: 20 },
+  warn: { levelname: "WARNING", levelno: 30 },
+  error: { levelname: "ERROR", levelno: 40 },
+};
 
 export interface InvocationError {
   type: string;
@@ -23,7 +59,17 @@ export interface InvocationProgress {
   message?: string;
 }
 
-/** The wire form (HTTP Basic Profile ActionStatus, plus `thing`, `progress` and `log`). */
+/** A link of an invocation: `self` (its status) and, once it has one, `output`. */
+export interface InvocationLink {
+  rel: "self" | "output";
+  href: string;
+}
+
+/**
+ * The wire form: the HTTP Basic Profile's ActionStatus, plus `thing`, `progress` and
+ * `log`, plus what labthings-fastapi's clients read (its `InvocationModel`): `links`
+ * (its `ThingClient` polls the `self` link) and `timeCompleted` (the same as `timeEnded`).
+ */
 export interface ActionStatus {
   id: string;
   href: string;
@@ -33,11 +79,13 @@ export interface ActionStatus {
   timeRequested: string;
   timeStarted?: string;
   timeEnded?: string;
+  timeCompleted?: string;
   input?: unknown;
   output?: unknown;
   error?: InvocationError;
   progress?: InvocationProgress;
   log: InvocationLogRecord[];
+  links: InvocationLink[];
 }
 
 /** Most log records kept per invocation; older ones are dropped (and counted). */
@@ -180,13 +228,14 @@ export class Invocation {
     this.#settled = undefined;
   }
 
-  record(level: InvocationLogRecord["level"], message: string): void {
+  record(level: LogLevel, message: string, origin: LogRecordOrigin): void {
     this.#log ??= [];
     if (this.#log.length >= MAX_LOG_RECORDS) {
       this.#log.shift();
       this.logRecordsDropped += 1;
     }
-    this.#log.push({ time: isoTime(Date.now()), level, message });
+    const time = isoTime(Date.now());
+    this.#log.push({ time, level, message, ...PYTHON_LEVELS[level], created: time, ...origin });
     this.changed();
   }
 
@@ -199,15 +248,24 @@ export class Invocation {
       status: this.status,
       timeRequested: isoTime(this.#requestedAt),
       log: this.log,
+      links: [{ rel: "self", href }],
     };
     if (this.#startedAfter !== undefined) {
       status.timeStarted = isoTime(this.#requestedAt + this.#startedAfter);
     }
     if (this.#endedAfter !== undefined) {
       status.timeEnded = isoTime(this.#requestedAt + this.#endedAfter);
+      status.timeCompleted = status.timeEnded;
     }
     if (this.input !== undefined) status.input = this.input;
-    if (this.output !== undefined) status.output = this.output;
+    if (this.output !== undefined) {
+      status.output = this.output;
+      status.links.push({ rel: "output", href: `${href}/output` });
+    } else if (this.status === "completed") {
+      // labthings-fastapi's ThingClient reads `invocation["output"]` once completed: a
+      // KeyError in Python when absent.
+      status.output = null;
+    }
     if (this.error) status.error = this.error;
     if (this.progress) status.progress = this.progress;
     return status;
@@ -285,19 +343,29 @@ export class InvocationContext implements ActionContext {
  */
 export function invocationLogger(invocation: Invocation, serverLogger: ThingLogger): ThingLogger {
   const tagged = serverLogger.child({ action: invocation.action, invocation: invocation.id });
-  const level = (name: InvocationLogRecord["level"]): LogFn =>
-    ((fieldsOrMessage: object | string, message?: string) => {
+  const level = (name: LogLevel): LogFn => {
+    const log = ((fieldsOrMessage: object | string, message?: string) => {
       if (typeof fieldsOrMessage === "string") {
         tagged[name](fieldsOrMessage);
-        invocation.record(name, fieldsOrMessage);
+        invocation.record(name, fieldsOrMessage, callerOf(log));
       } else {
         tagged[name](fieldsOrMessage, message);
         const err = (fieldsOrMessage as { err?: unknown }).err;
-        // The invocation's log keeps the stack: it is how a lab user debugs their driver.
-        const detail = err instanceof Error ? `: ${err.stack ?? err.message}` : "";
-        invocation.record(name, `${message ?? ""}${detail}`);
+        if (err instanceof Error) {
+          // The invocation's log keeps the stack: it is how a lab user debugs their driver.
+          const stack = err.stack ?? String(err);
+          invocation.record(name, `${message ?? ""}: ${stack}`, {
+            ...(frameOf(stack) ?? callerOf(log)),
+            exception_type: err.name || err.constructor.name,
+            traceback: stack,
+          });
+        } else {
+          invocation.record(name, message ?? "", callerOf(log));
+        }
       }
     }) as LogFn;
+    return log;
+  };
   const logger: ThingLogger = {
     error: level("error"),
     warn: level("warn"),
@@ -306,4 +374,23 @@ export function invocationLogger(invocation: Invocation, serverLogger: ThingLogg
     child: () => logger,
   };
   return logger;
+}
+
+/** The file and line that called `fn`: one stack frame, captured only when an action logs. */
+function callerOf(fn: Function): LogRecordOrigin {
+  const holder: { stack?: string } = {};
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 1;
+  Error.captureStackTrace(holder, fn);
+  Error.stackTraceLimit = limit;
+  return frameOf(holder.stack ?? "") ?? { filename: "", lineno: 0 };
+}
+
+/** The first `at … (file:line:column)` frame of a V8 stack, as a file name and line. */
+function frameOf(stack: string): LogRecordOrigin | undefined {
+  for (const line of stack.split("\n")) {
+    const match = /^\s*at (?:.*\()?(.+?):(\d+):\d+\)?$/.exec(line);
+    if (match) return { filename: match[1]!.split(/[\\/]/).pop()!, lineno: Number(match[2]) };
+  }
+  return undefined;
 }

@@ -1,4 +1,4 @@
-import { ConflictError } from "../errors.js";
+import { LockBusyError } from "../errors.js";
 
 interface Waiter {
   grant: (release: () => void) => void;
@@ -20,7 +20,7 @@ export class LockManager {
 
   /**
    * Take the lock, waiting at most `waitMs` (0: fail at once; undefined: no limit).
-   * Rejects with ConflictError on time-out, or with the signal's reason on abort.
+   * Rejects with LockBusyError on time-out, or with the signal's reason on abort.
    * Resolves with the function that releases it.
    */
   acquire(
@@ -85,7 +85,7 @@ export class LockManager {
   }
 }
 
-function busy(name: string, holder: string | undefined, waitedMs?: number): ConflictError {
+function busy(name: string, holder: string | undefined, waitedMs?: number): LockBusyError {
   const waited = waitedMs === undefined ? "" : ` after waiting ${waitedMs} ms`;
-  return new ConflictError(`lock '${name}' is held by ${holder ?? "another operation"}${waited}`);
+  return new LockBusyError(`lock '${name}' is held by ${holder ?? "another operation"}${waited}`);
 }

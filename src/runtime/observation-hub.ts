@@ -5,7 +5,7 @@
  * reconnecting with `Last-Event-ID` gets what it missed.
  */
 import type { ThingLogger } from "../model/logger.js";
-import { observeEvents, observeProperties } from "../model/thing.js";
+import { observeEvents, observeProperties, observePropertyReassignments } from "../model/thing.js";
 import type { Invocation } from "./invocation.js";
 import type { InvocationManager } from "./invocation-manager.js";
 import type { ThingRegistry } from "./thing-registry.js";
@@ -23,6 +23,12 @@ export interface Notification {
   readonly data: unknown;
   /** For action notifications: the invocation, so subscribers can render its status. */
   readonly invocation?: Invocation;
+  /**
+   * A property assigned its current value again: not a change, so it has no id of its own
+   * (`id` is the last one so far), is never replayed, and reaches only subscribers that
+   * asked for reassignments.
+   */
+  readonly reassigned?: true;
 }
 
 export type NotificationFilter = (notification: Notification) => boolean;
@@ -35,6 +41,8 @@ export class ObservationHub {
   #nextId = 1;
   readonly #buffer: Notification[] = [];
   readonly #subscribers = new Map<NotificationSink, NotificationFilter>();
+  /** Subscribers that also hear reassignments (labthings-fastapi's websocket). */
+  readonly #reassignSubscribers = new Map<NotificationSink, NotificationFilter>();
   readonly #unsubscribe: (() => void)[] = [];
 
   constructor(
@@ -55,6 +63,18 @@ export class ObservationHub {
         observeEvents(exposed.thing, (name, data) =>
           this.#publish(exposed.name, "event", name, data),
         ),
+        observePropertyReassignments(exposed.thing, (name, value) => {
+          if (observable.has(name) && this.#reassignSubscribers.size > 0) {
+            this.#deliver(this.#reassignSubscribers, {
+              id: this.lastId,
+              thing: exposed.name,
+              kind: "property",
+              name,
+              data: value,
+              reassigned: true,
+            });
+          }
+        }),
       );
     }
     this.#unsubscribe.push(
@@ -64,10 +84,22 @@ export class ObservationHub {
     );
   }
 
-  /** Deliver every future notification that passes `filter`. Returns the unsubscribe function. */
-  subscribe(filter: NotificationFilter, sink: NotificationSink): () => void {
+  /**
+   * Deliver every future notification that passes `filter`; with `reassignments`, also
+   * each assignment of a property's current value (see `Notification.reassigned`).
+   * Returns the unsubscribe function.
+   */
+  subscribe(
+    filter: NotificationFilter,
+    sink: NotificationSink,
+    options: { reassignments?: boolean } = {},
+  ): () => void {
     this.#subscribers.set(sink, filter);
-    return () => this.#subscribers.delete(sink);
+    if (options.reassignments) this.#reassignSubscribers.set(sink, filter);
+    return () => {
+      this.#subscribers.delete(sink);
+      this.#reassignSubscribers.delete(sink);
+    };
   }
 
   /** Buffered notifications after `lastId` that pass `filter`, oldest first. */
@@ -87,6 +119,7 @@ export class ObservationHub {
   dispose(): void {
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
     this.#subscribers.clear();
+    this.#reassignSubscribers.clear();
   }
 
   #publish(
@@ -100,14 +133,21 @@ export class ObservationHub {
     if (invocation?.finished) invocation.finalNotificationId ??= notification.id;
     this.#buffer.push(notification);
     if (this.#buffer.length > REPLAY_BUFFER_SIZE) this.#buffer.shift();
-    for (const [sink, filter] of this.#subscribers) {
+    this.#deliver(this.#subscribers, notification);
+  }
+
+  #deliver(
+    subscribers: Map<NotificationSink, NotificationFilter>,
+    notification: Notification,
+  ): void {
+    for (const [sink, filter] of subscribers) {
       if (!filter(notification)) continue;
       try {
         sink(notification);
       } catch (error) {
         // One broken subscriber must not stop the others, nor the Thing that changed.
         this.logger.error(
-          { err: error, thing, name },
+          { err: error, thing: notification.thing, name: notification.name },
           "a subscriber failed to take a notification",
         );
       }

@@ -18,6 +18,8 @@ export interface ThingEntry {
   slots?: Record<string, string>;
   /** Initial and locked values of its `@setting`s, from the config. */
   settings?: SettingsConfig;
+  /** Its TD's `id`; without one an id is made and kept in the settings folder. */
+  id?: string;
 }
 
 /** Route names at the server root that a Thing name would shadow. */
@@ -29,6 +31,7 @@ const RESERVED_THING_NAMES = new Set([
   "docs",
   "openapi.json",
   "_dashboard",
+  "_fleet",
 ]);
 
 export interface StopReport {

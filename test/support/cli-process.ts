@@ -106,7 +106,12 @@ function removeScratchDirs(): void {
  */
 export function startCli(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
+  options: {
+    cwd?: string;
+    env?: Record<string, string>;
+    /** Run it through this command, e.g. `nsenter --net=…` (a network namespace). */
+    launcher?: string[];
+  } = {},
 ): Cli {
   let cwd = options.cwd;
   if (cwd === undefined) {
@@ -114,11 +119,16 @@ export function startCli(
     if (scratchDirs.size === 0) process.once("exit", removeScratchDirs);
     scratchDirs.add(cwd);
   }
-  const child = spawn(process.execPath, [CLI, "serve", "--log-format", "json", ...args], {
-    cwd,
-    env: { ...process.env, NO_COLOR: "1", ...options.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const command = [...(options.launcher ?? []), process.execPath, CLI];
+  const child = spawn(
+    command[0]!,
+    [...command.slice(1), "serve", "--log-format", "json", ...args],
+    {
+      cwd,
+      env: { ...process.env, NO_COLOR: "1", ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   trackChild(child);
   const lines: LogLine[] = [];
   const rawLines: string[] = [];

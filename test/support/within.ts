@@ -25,3 +25,16 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   });
   return { promise, resolve };
 }
+
+/**
+ * Wait until `test()` holds, checking every `everyMs`; bounded like `within`. For state
+ * that changes without an event to wait on (messages collected by another client).
+ */
+export async function until(test: () => boolean, what: string, everyMs = 10): Promise<void> {
+  await within(
+    (async () => {
+      while (!test()) await new Promise((resolve) => setTimeout(resolve, everyMs));
+    })(),
+    what,
+  );
+}

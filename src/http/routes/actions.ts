@@ -1,6 +1,6 @@
 import { createReadStream } from "node:fs";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { LabThingsError, NotFoundError } from "../../errors.js";
+import { ConflictError, LabThingsError, NotFoundError } from "../../errors.js";
 import type { BlobStore, StoredBlob } from "../../runtime/blob-store.js";
 import type { ExposedThing } from "../../runtime/exposed-thing.js";
 import type { Invocation } from "../../runtime/invocation.js";
@@ -110,6 +110,28 @@ export function registerActionRoutes(app: FastifyInstance, context: ActionRouteC
   );
   guardMethods(app, "/action_invocations/:id", ["GET", "DELETE"], "an action invocation");
 
+  // labthings-fastapi's `action_invocation_output`: the output alone (its `output` link).
+  app.get(
+    "/action_invocations/:id/output",
+    {
+      schema: {
+        tags: ["actions"],
+        summary: "The output of an invocation alone: JSON, or a blob's bytes (supports Range)",
+        params: idParam,
+      },
+    },
+    async (request, reply) => {
+      const invocation = invocations.get(idOf(request));
+      if (invocation.status !== "completed" || invocation.output === undefined) {
+        throw new ConflictError(`invocation '${invocation.id}' has ${whyNoOutput(invocation)}`);
+      }
+      const blob = invocations.outputBlob(invocation);
+      if (blob) return sendBlob(request, reply, blob);
+      return sendJson(reply, invocation.output);
+    },
+  );
+  guardMethods(app, "/action_invocations/:id/output", ["GET"], "an invocation's output");
+
   app.get(
     "/blobs/:id",
     {
@@ -150,7 +172,8 @@ function registerThingActions(
         },
       },
       async (request, reply) => {
-        const invocation = invocations.invoke(exposed, declaration.name, request.body);
+        const input = hasBody(request) ? request.body : undefined;
+        const invocation = invocations.invoke(exposed, declaration.name, input);
         const href = invocationPath(prefix, invocation.id);
         if (!declaration.synchronous) {
           return sendJson(reply.code(201).header("location", href), invocation.toStatus(href));
@@ -192,6 +215,25 @@ function registerThingActions(
     );
     guardMethods(app, url, ["GET", "POST"], `action '${exposed.name}/${declaration.name}'`);
   }
+}
+
+/** "no output yet (it is running)", "no output (it is failed)", … */
+function whyNoOutput(invocation: Invocation): string {
+  if (!invocation.finished) return `no output yet (it is ${invocation.status})`;
+  if (invocation.status === "completed") return "no output (it completed without one)";
+  return `no output (it is ${invocation.status})`;
+}
+
+/**
+ * Whether the request carried a body at all (Fastify reports a missing one as `null`, the
+ * same as a JSON `null`): a body-less POST is "no input", which an action whose input
+ * members are all optional takes as `{}`.
+ */
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers["content-length"];
+  return (
+    request.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0")
+  );
 }
 
 /** Serve a blob with Content-Type, Content-Length and single-range `Range` support. */

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { NotAcceptableError } from "../../errors.js";
-import { acceptsEventStream } from "../event-stream.js";
+import { acceptsEventStream, wantsUnnamedTwins } from "../event-stream.js";
 import { guardMethods } from "../method-guard.js";
 import type { RouteContext } from "../route-context.js";
 
@@ -30,6 +30,7 @@ export function registerEventRoutes(app: FastifyInstance, context: RouteContext)
           streams.open(request, reply, {
             label: `${exposed.name}/${event.name}`,
             filter: (n) => n.thing === exposed.name && n.kind === "event" && n.name === event.name,
+            unnamedTwins: wantsUnnamedTwins(request),
           });
         },
       );

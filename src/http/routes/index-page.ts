@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { FLEET_CSS } from "../../dashboard/fleet-shell.js";
 import { DASHBOARD_ASSET_PREFIX, dashboardPage } from "../../dashboard/shell.js";
 import { DASHBOARD_CSS } from "../../dashboard/styles.js";
 import { NotFoundError } from "../../errors.js";
@@ -41,10 +42,12 @@ function asset(body: Buffer | string, contentType: string): Asset {
  */
 class DashboardAssets {
   readonly #stylesheet = asset(DASHBOARD_CSS, "text/css; charset=utf-8");
+  readonly #fleetStylesheet = asset(FLEET_CSS, "text/css; charset=utf-8");
   #modules: Map<string, Asset> | undefined;
 
   get(path: string): Asset | undefined {
     if (path === "dashboard.css") return this.#stylesheet;
+    if (path === "fleet.css") return this.#fleetStylesheet;
     this.#modules ??= this.#load();
     const found = this.#modules.get(path);
     if (!found && this.#modules.size === 0) this.#modules = undefined;

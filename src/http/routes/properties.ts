@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { NotAcceptableError } from "../../errors.js";
 import type { ExposedThing } from "../../runtime/exposed-thing.js";
-import { acceptsEventStream, type EventStreams } from "../event-stream.js";
+import { acceptsEventStream, type EventStreams, wantsUnnamedTwins } from "../event-stream.js";
 import { guardMethods } from "../method-guard.js";
 import type { RouteContext } from "../route-context.js";
 import { sendJson } from "../send-json.js";
@@ -75,6 +75,7 @@ function registerThingProperties(
             filter: (n) =>
               n.thing === exposed.name && n.kind === "property" && n.name === property.name,
             coalesce: true,
+            unnamedTwins: wantsUnnamedTwins(request),
           });
         },
       );

@@ -1,10 +1,14 @@
 /**
- * `WS /{thing}/ws`: labthings-fastapi's websocket messages, so clients written for the
- * Python server work. Client → server: `{ messageType: "addPropertyObservation" |
- * "addActionObservation", data: { <name>: true, … } }`. Server → client:
- * `{ messageType: "propertyStatus", data: { <name>: value } }`,
- * `{ messageType: "actionStatus", data: ActionStatus }`, and for a bad request
- * `{ messageType: "response", operation, name, error: { status, type, title, detail } }`.
+ * `WS /{thing}/ws`: labthings-fastapi's websocket messages (its websockets.py), so pages
+ * written for the Python server work. Client → server: `{ messageType:
+ * "addPropertyObservation" | "addActionObservation", data: { <name>: true, … } }`.
+ * Server → client: `{ messageType: "propertyStatus", data: { <name>: value } }` on every
+ * assignment of the property (also of its current value, as upstream's `__set__`
+ * publishes), `{ messageType: "actionStatus", data: { "action name", status, … } }` on
+ * each status change of an invocation (upstream's status words: a failure is `"error"`;
+ * the rest of our ActionStatus rides along), and for a bad request
+ * `{ messageType: "response", operation, name, error: { status, type, title, detail } }`
+ * with upstream's Web Thing Protocol error types.
  */
 import { type IncomingMessage, STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
@@ -14,10 +18,16 @@ import type { FastifyInstance } from "fastify";
 import type { WebSocket } from "ws";
 import { InvalidInputError } from "../../errors.js";
 import type { ThingLogger } from "../../model/logger.js";
+import {
+  problemType,
+  WEB_THING_NOT_FOUND_TYPE,
+  WEB_THING_NOT_OBSERVABLE_TYPE,
+} from "../../problem-types.js";
 import type { ExposedThing } from "../../runtime/exposed-thing.js";
+import type { Invocation, InvocationStatus } from "../../runtime/invocation.js";
 import type { Notification, ObservationHub } from "../../runtime/observation-hub.js";
 import type { LongLivedRegistry } from "../long-lived-registry.js";
-import { problemType, writeProblemToSocket } from "../problem-details.js";
+import { writeProblemToSocket } from "../problem-details.js";
 import type { RouteContext } from "../route-context.js";
 import { invocationPath } from "./actions.js";
 
@@ -108,9 +118,20 @@ export function registerWebSocketRoutes(
   }
 }
 
+/** labthings-fastapi's `InvocationStatus` values: the same words, but `error` for `failed`. */
+const UPSTREAM_STATUS: Record<InvocationStatus, string> = {
+  pending: "pending",
+  running: "running",
+  completed: "completed",
+  failed: "error",
+  cancelled: "cancelled",
+};
+
 class ThingWebSocket {
   readonly #properties = new Set<string>();
   readonly #actions = new Set<string>();
+  /** The status last sent per invocation: upstream sends one message per status change. */
+  readonly #sentStatus = new WeakMap<Invocation, InvocationStatus>();
   /** Messages waiting while the socket is congested; property updates keyed by name. */
   readonly #held = new Map<string, string>();
   #heldSerial = 0;
@@ -126,6 +147,7 @@ class ThingWebSocket {
     const unsubscribe = context.hub.subscribe(
       (n) => n.thing === exposed.name && this.#wants(n),
       (n) => this.#notify(n),
+      { reassignments: true },
     );
     let closeTimer: NodeJS.Timeout | undefined;
     const unregister = context.longLived.register({
@@ -164,8 +186,18 @@ class ThingWebSocket {
         `property:${n.name}`,
       );
     } else if (n.invocation) {
-      const status = n.invocation.toStatus(invocationPath(this.context.prefix, n.invocation.id));
-      this.#send(JSON.stringify({ messageType: "actionStatus", data: status }));
+      // Progress and log updates are not status changes: upstream pages count on one
+      // message per status (pending, running, then the final one).
+      const invocation = n.invocation;
+      if (this.#sentStatus.get(invocation) === invocation.status) return;
+      this.#sentStatus.set(invocation, invocation.status);
+      const status = invocation.toStatus(invocationPath(this.context.prefix, invocation.id));
+      this.#send(
+        JSON.stringify({
+          messageType: "actionStatus",
+          data: { "action name": n.name, ...status, status: UPSTREAM_STATUS[status.status] },
+        }),
+      );
     }
   }
 
@@ -174,7 +206,14 @@ class ThingWebSocket {
     try {
       message = JSON.parse(text) as typeof message;
     } catch {
-      this.#error("unknown", "", 400, "bad-request", "Bad Request", "the message is not JSON");
+      this.#error(
+        "unknown",
+        "",
+        400,
+        problemType("bad-request"),
+        "Bad Request",
+        "the message is not JSON",
+      );
       return;
     }
     const names = message.data && typeof message.data === "object" ? Object.keys(message.data) : [];
@@ -186,7 +225,7 @@ class ThingWebSocket {
             "observeproperty",
             name,
             404,
-            "not-found",
+            WEB_THING_NOT_FOUND_TYPE,
             "Not Found",
             `No property found with the name '${name}'.`,
           );
@@ -195,7 +234,7 @@ class ThingWebSocket {
             "observeproperty",
             name,
             403,
-            "not-observable",
+            WEB_THING_NOT_OBSERVABLE_TYPE,
             "Not Observable",
             `Property '${name}' is not observable.`,
           );
@@ -211,7 +250,7 @@ class ThingWebSocket {
             "observeaction",
             name,
             404,
-            "not-found",
+            WEB_THING_NOT_FOUND_TYPE,
             "Not Found",
             `No action found with the name '${name}'.`,
           );
@@ -221,7 +260,7 @@ class ThingWebSocket {
         String(message.messageType),
         "",
         400,
-        "bad-request",
+        problemType("bad-request"),
         "Bad Request",
         `unknown messageType '${String(message.messageType)}'`,
       );
@@ -232,7 +271,7 @@ class ThingWebSocket {
     operation: string,
     name: string,
     status: number,
-    kind: string,
+    type: string,
     title: string,
     detail: string,
   ): void {
@@ -241,7 +280,7 @@ class ThingWebSocket {
         messageType: "response",
         operation,
         name,
-        error: { status: String(status), type: problemType(kind), title, detail },
+        error: { status: String(status), type, title, detail },
       }),
     );
   }
