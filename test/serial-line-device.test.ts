@@ -168,9 +168,9 @@ describe("SerialLineDevice", () => {
     await instrument.open();
     await pollUntil(() => (device.connected ? true : undefined), "the device to reconnect");
     expect(await device.query("again")).toBe("re:again");
-    expect(handshakes).toBe(2);
-    // A reopen can fail before the instrument is back (its handshake gets no answer):
-    // each failure is told, so count changes of state only.
+    // The handshake ran again on reconnection. A reopen can come before the instrument's
+    // end is open again: its handshake gets no answer, fails, is told, and is retried.
+    expect(handshakes).toBeGreaterThanOrEqual(2);
     expect(statuses.filter((connected, i) => connected !== statuses[i - 1])).toEqual([
       true,
       false,
