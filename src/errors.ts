@@ -85,15 +85,49 @@ export class ThingDefinitionError extends LabThingsError {
   override readonly problemType = "thing-definition";
 }
 
-/** The configuration is wrong: names the key and the reason. */
+/** One mistake in a configuration: the key (dotted path) or command-line flag, and why. */
+export interface ConfigProblem {
+  /** Dotted path of the config key, e.g. `limits.bodyBytes` (`""`: the config as a whole). */
+  readonly key: string;
+  readonly reason: string;
+  /** The command-line flag that gave the value, when one did (e.g. `--port`). */
+  readonly flag?: string;
+}
+
+/**
+ * The configuration is wrong: names each key (or flag) and the reason, every mistake at
+ * once and in the order of the file. `key` and `reason` are the first one's.
+ */
 export class ConfigError extends LabThingsError {
   override readonly problemType = "config";
+  readonly problems: readonly ConfigProblem[];
+  readonly key: string;
+  readonly reason: string;
+
   constructor(
-    readonly key: string,
-    readonly reason: string,
+    key: string | readonly ConfigProblem[],
+    reason = "",
+    /** Where the configuration came from, for the message (a file name). */
+    readonly source?: string,
   ) {
-    super(key ? `config ${key}: ${reason}` : `config: ${reason}`);
+    const problems = typeof key === "string" ? [{ key, reason }] : key;
+    super(configMessage(problems, source));
+    this.problems = problems;
+    this.key = problems[0]?.key ?? "";
+    this.reason = problems[0]?.reason ?? "";
   }
+}
+
+/** `config port: must be …` for one problem; every problem on one line for several. */
+function configMessage(problems: readonly ConfigProblem[], source: string | undefined): string {
+  const where = source ? `config ${source}` : "config";
+  const one = (p: ConfigProblem) =>
+    p.flag ? `${p.flag}: ${p.reason}` : p.key ? `${p.key}: ${p.reason}` : p.reason;
+  if (problems.length === 1) {
+    const [problem] = problems as [ConfigProblem];
+    return problem.flag ? one(problem) : `${where}${problem.key ? " " : ": "}${one(problem)}`;
+  }
+  return `${where}: ${problems.length} mistakes: ${problems.map(one).join("; ")}`;
 }
 
 /** A Thing could not be loaded, connected or started: names the Thing. */
@@ -106,6 +140,31 @@ export class ThingLifecycleError extends LabThingsError {
     options?: { cause?: unknown },
   ) {
     super(`Thing '${thing}' failed to ${phase}: ${message}`, options);
+  }
+}
+
+/**
+ * The server cannot listen where it was told: the port is taken (`EADDRINUSE`), needs
+ * privileges (`EACCES`), or the host is not an address of this machine (`EADDRNOTAVAIL`).
+ */
+export class ListenError extends LabThingsError {
+  override readonly problemType = "listen";
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    readonly code: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      code === "EADDRINUSE"
+        ? `port ${port} on ${host} is already in use`
+        : code === "EACCES"
+          ? `port ${port} on ${host} needs privileges this process does not have`
+          : code === "EADDRNOTAVAIL"
+            ? `${host} is not an address of this machine`
+            : `cannot listen on ${host}:${port} (${code})`,
+      options,
+    );
   }
 }
 

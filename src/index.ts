@@ -45,6 +45,7 @@ export {
   type FieldError,
   InvalidInputError,
   LabThingsError,
+  ListenError,
   MethodNotAllowedError,
   NotFoundError,
   ThingDefinitionError,
@@ -80,6 +81,8 @@ export {
 export { type PropertyOptions, property, setting } from "./model/property.js";
 export { type SlotOptions, thingSlot } from "./model/slot.js";
 export {
+  type EventListener,
+  observeEvents,
   observeProperties,
   type PropertyChangeListener,
   Thing,

@@ -53,6 +53,14 @@ class Workbench extends GatedThing {
 
   @action()
   async noop() {}
+
+  /** Progress as a loop of float steps makes it: 0.1 + 0.2 is not 0.3. */
+  @action({ input: GateInput })
+  async floatSteps(input: GateInput, ctx: ActionContext) {
+    ctx.progress(0.1 + 0.2 + 0.27612944000000184 - 0.3, "noisy");
+    await this.gate(input.gate).wait(ctx.signal);
+    ctx.progress(Number.NaN, "unknown");
+  }
 }
 
 type Served = ServedAlone<Workbench>;
@@ -101,6 +109,16 @@ describe("the action context", () => {
     // Far less than the 60 s sleep: the signal ended it.
     expect(performance.now() - started).toBeLessThan(10_000);
     expect((await statusOf(base, created.id)).status).toBe("cancelled");
+  });
+
+  it("reports progress rounded to what a person reads (0.1 %), and NaN as unknown", async () => {
+    const { base, thing: bench } = served;
+    const created = await invoke(base, "bench/floatSteps", { gate: "floats" });
+    const noisy = await pollStatus(base, created.id, (s) => s.progress !== undefined, "progress");
+    expect(noisy.progress).toEqual({ fraction: 0.276, message: "noisy" });
+    bench.gate("floats").open();
+    const done = await pollStatus(base, created.id, (s) => s.status === "completed", "the end");
+    expect(done.progress).toEqual({ message: "unknown" });
   });
 
   it("gives every invocation its own version-4 UUID", async () => {

@@ -379,24 +379,29 @@ describe("actions on one server", () => {
       await postJson(`${base}/lab/configure`, { gain: 99, label: "x" }),
       400,
     );
-    expect(tooHigh.errors?.[0]).toMatchObject({ field: "/configure/gain", rule: "maximum" });
+    expect(tooHigh.errors?.[0]).toMatchObject({ field: "/gain", rule: "maximum" });
     expect(tooHigh.detail).toContain("gain");
 
     const missing = await expectProblem(await postJson(`${base}/lab/configure`, { gain: 1 }), 400);
-    expect(missing.errors?.[0]).toMatchObject({ field: "/configure/label", rule: "required" });
+    // A missing member is named at the object it is missing from: the input itself.
+    expect(missing.errors?.[0]).toMatchObject({
+      field: "/",
+      rule: "required",
+      message: "must have required property 'label'",
+    });
 
     const wrongType = await expectProblem(
       await postJson(`${base}/lab/configure`, { gain: "1", label: "x" }),
       400,
     );
-    expect(wrongType.errors?.[0]).toMatchObject({ field: "/configure/gain", rule: "type" });
+    expect(wrongType.errors?.[0]).toMatchObject({ field: "/gain", rule: "type" });
 
     const extra = await expectProblem(
       await postJson(`${base}/lab/configure`, { gain: 1, label: "x", colour: "red" }),
       400,
     );
     expect(extra.errors?.[0]).toMatchObject({
-      field: "/configure/colour",
+      field: "/colour",
       rule: "additionalProperties",
     });
 
@@ -414,7 +419,7 @@ describe("actions on one server", () => {
 
     // An action without input, given one.
     const noInput = await expectProblem(await postJson(`${base}/lab/ping`, { x: 1 }), 400);
-    expect(noInput.errors?.[0]).toMatchObject({ field: "/ping", rule: "noInput" });
+    expect(noInput.errors?.[0]).toMatchObject({ field: "/", rule: "noInput" });
     await expectProblem(await postJson(`${base}/lab/ping`, "hello"), 400);
 
     expect(server.invocations.size).toBe(sizeBefore);

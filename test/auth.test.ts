@@ -10,9 +10,10 @@ import { join } from "node:path";
 import { EventSource } from "eventsource";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
+import { SimulatedStage } from "../examples/microscope/index.js";
 import { ConfigError, ThingServer } from "../src/index.js";
 import { assertBuilt, killAll, listeningUrl, STAGE, startCli } from "./support/cli-process.js";
+import { microscopeEntries, TINY_CAMERA } from "./support/microscope.js";
 import { closeObservationClients, RecordingEventSource } from "./support/observation-clients.js";
 import { expectProblem } from "./support/problem.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
@@ -27,13 +28,11 @@ let stage: SimulatedStage;
 
 beforeAll(async () => {
   stage = new SimulatedStage();
-  server = new ThingServer(
-    [
-      { name: "stage", thing: stage },
-      { name: "camera", thing: new SimulatedCamera({ width: 64, height: 48, fps: 10 }) },
-    ],
-    { port: 0, authToken: TOKEN, cors: ["http://lab.example"] },
-  );
+  server = new ThingServer(microscopeEntries({ stage, camera: TINY_CAMERA }), {
+    port: 0,
+    authToken: TOKEN,
+    cors: ["http://lab.example"],
+  });
   base = await server.start();
 });
 

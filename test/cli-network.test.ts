@@ -35,8 +35,8 @@ afterAll(removeTempDirs);
 describe("serve: DNS-SD, directory and MQTT options", () => {
   it.each([
     { args: ["--mdns", "--no-mdns"], names: "--mdns or --no-mdns, not both" },
-    { args: ["--mqtt", "http://127.0.0.1:1883"], names: "config mqtt.url" },
-    { args: ["--directory", "tdd.local"], names: "config directory.url" },
+    { args: ["--mqtt", "http://127.0.0.1:1883"], names: "--mqtt: must match" },
+    { args: ["--directory", "tdd.local"], names: "--directory: must match" },
   ])("$args exits with code 2 and says why", async ({ args, names }) => {
     const path = await config("stage.json", { things: { stage: STAGE } });
     const { code, stderr } = await runToExit(["--config", path, "--port", "0", ...args]);
@@ -47,7 +47,7 @@ describe("serve: DNS-SD, directory and MQTT options", () => {
   it.each([
     {
       body: { mqtt: { url: "mqtt://127.0.0.1:1883", topicPrefix: "lab/#" } },
-      names: "config mqtt.topicPrefix",
+      names: "mqtt.topicPrefix: must match",
     },
     {
       body: { mqtt: { url: "mqtt://127.0.0.1:1883", passwordFile: "missing.txt" } },
@@ -55,9 +55,9 @@ describe("serve: DNS-SD, directory and MQTT options", () => {
     },
     {
       body: { directory: { url: "http://127.0.0.1:1/", ttlSeconds: 0 } },
-      names: "config directory.ttlSeconds",
+      names: "directory.ttlSeconds: must be at least",
     },
-    { body: { mdns: "yes" }, names: "config mdns" },
+    { body: { mdns: "yes" }, names: "mdns: must be true or false" },
   ])("a bad key ($names) exits with code 2 and names it", async ({ body, names }) => {
     const path = await config("bad.json", { things: { stage: STAGE }, ...body });
     const { code, stderr } = await runToExit(["--config", path, "--port", "0"]);

@@ -17,10 +17,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { ThingServer } from "../src/index.js";
 import { assertBuilt, CLI, killAll, trackChild } from "./support/cli-process.js";
 import { ClientBench } from "./support/client-test-things.js";
+import { microscopeEntries, SMALL_CAMERA } from "./support/microscope.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { within } from "./support/within.js";
 
@@ -90,9 +90,7 @@ beforeAll(async () => {
   assertBuilt();
   server = new ThingServer(
     [
-      { name: "stage", thing: new SimulatedStage() },
-      { name: "camera", thing: new SimulatedCamera({ width: 320, height: 240, fps: 15 }) },
-      { name: "autofocus", thing: new Autofocus() },
+      ...microscopeEntries({ camera: SMALL_CAMERA, autofocus: true }),
       { name: "bench", thing: new ClientBench() },
     ],
     { port: 0 },

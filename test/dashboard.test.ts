@@ -16,11 +16,11 @@ import { fileURLToPath } from "node:url";
 import type { Browser, Locator, Page } from "playwright-core";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { type ActionStatus, ThingServer } from "../src/index.js";
 import { launchChromium } from "./support/chromium.js";
 import { Lamp } from "./support/dashboard-things.js";
 import { getJson, putJson } from "./support/json-http.js";
+import { microscopeEntries } from "./support/microscope.js";
 import { rawGet } from "./support/raw-http.js";
 import { serveDuringSuite } from "./support/suite-server.js";
 import { within } from "./support/within.js";
@@ -68,6 +68,14 @@ async function imageRendered(image: Locator): Promise<number> {
   return image.evaluate((img) => (img as HTMLImageElement).naturalWidth);
 }
 
+/** The live view is wholly inside the window (not scrolled away, not covered by a dialog). */
+function liveViewInSight(page: Page): Promise<boolean> {
+  return page.evaluate(() => {
+    const image = document.querySelector("img.microscope-image")!.getBoundingClientRect();
+    return image.height > 0 && image.top >= 0 && image.bottom <= window.innerHeight;
+  });
+}
+
 /** Every control without a label and every button without a name, as HTML (none expected). */
 function unlabelledControls(page: Page): Promise<string[]> {
   return page.evaluate(() => {
@@ -106,11 +114,7 @@ describe("the dashboard in Chromium", () => {
       throw new Error(`run 'npm run build' first: ${BUILT_DASHBOARD} is missing`);
     await mkdir(RESULTS, { recursive: true });
     microscope = new ThingServer(
-      [
-        { name: "stage", thing: new SimulatedStage() },
-        { name: "camera", thing: new SimulatedCamera({ width: WIDTH, height: HEIGHT, fps: 15 }) },
-        { name: "autofocus", thing: new Autofocus() },
-      ],
+      microscopeEntries({ camera: { width: WIDTH, height: HEIGHT, fps: 15 }, autofocus: true }),
       { port: 0 },
     );
     // Under an API prefix, as behind a reverse proxy: the page and its modules follow it.
@@ -195,6 +199,49 @@ describe("the dashboard in Chromium", () => {
     await expect
       .poll(() => view().locator('dd[data-axis="x"]').textContent(), { timeout: PAGE_WAIT_MS })
       .toBe("0");
+  });
+
+  it("groups each Thing's properties into readings and settings, with no Refresh for observed values", async () => {
+    const camera = page.locator('[data-thing="camera"]');
+    await expect
+      .poll(() =>
+        camera
+          .locator('[data-group="readings"] [data-property]')
+          .evaluateAll((rows) => rows.map((row) => row.getAttribute("data-property"))),
+      )
+      .toEqual(["fieldOfView", "sensorTemperature"]);
+    expect(
+      await camera
+        .locator('[data-group="settings"] [data-property]')
+        .evaluateAll((rows) => rows.map((row) => row.getAttribute("data-property"))),
+    ).toEqual(["exposureTime", "analogGain", "resolution", "frameRate", "colourGains"]);
+    // Every read-only value of the microscope is observed: none needs a Refresh button.
+    expect(await page.getByRole("button", { name: /^Refresh/ }).count()).toBe(0);
+    await expect
+      .poll(() => camera.locator('[data-property="fieldOfView"] output').textContent())
+      .toBe("width 3200, height 2400");
+    // Actions start folded: a title each.
+    expect(await page.locator('[data-thing="stage"] details.action-form[open]').count()).toBe(0);
+  });
+
+  it("/docs is branded labthings-ts and loads /openapi.json", async () => {
+    const docs = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      const fetched: string[] = [];
+      docs.on("request", (request) => fetched.push(new URL(request.url()).pathname));
+      await docs.goto(`${base}/docs`);
+      await docs.locator(".opblock").first().waitFor({ timeout: PAGE_WAIT_MS });
+      expect(await docs.title()).toBe("labthings-ts: API docs");
+      expect(await docs.locator(".topbar select").inputValue()).toBe("/openapi.json");
+      expect(await docs.locator(".topbar select option").first().textContent()).toBe(
+        "labthings-ts: /openapi.json",
+      );
+      expect(fetched).toContain("/openapi.json");
+      expect(fetched).not.toContain("/docs/json");
+      await docs.screenshot({ path: join(RESULTS, "docs.png") });
+    } finally {
+      await docs.close();
+    }
   });
 
   it("edits a writable property; an invalid value shows the rule it breaks and sends nothing", async () => {
@@ -294,24 +341,76 @@ describe("the dashboard in Chromium", () => {
     const focused = await position();
     expect(focused.z).not.toBe(startZ);
     expect(Math.abs(focused.z - 1000)).toBeLessThanOrEqual(100); // the camera's focal plane
-    expect(await invocation.locator(".output-area").textContent()).toBe(
-      `In focus at z=${focused.z}.`,
+    // Finished: one line that says the result once; the sweep's log is one click away.
+    expect(await invocation.evaluate((d) => (d as HTMLDetailsElement).open)).toBe(false);
+    expect(await invocation.locator("summary").textContent()).toBe(
+      `Autofocus done — in focus at z=${focused.z}`,
     );
+    expect(await invocation.locator(".output-area").textContent()).toBe("");
     await expect
       .poll(() => view().locator('dd[data-axis="z"]').textContent(), { timeout: PAGE_WAIT_MS })
       .toBe(String(focused.z));
   });
 
-  it("capture opens the JPEG on the page and downloads it", async () => {
+  it("capture adds the JPEG to the gallery (thumbnail, full size, download); the live view stays in sight", async () => {
     await view().getByRole("button", { name: "Capture", exact: true }).click();
-    const preview = view().locator('[data-role="capture"] img.blob-image');
-    expect(await imageRendered(preview)).toBe(WIDTH);
-    const link = view().locator('[data-role="capture"] a.download');
+    const thumbnail = view().locator('[data-role="gallery"] li img').first();
+    expect(await imageRendered(thumbnail)).toBe(WIDTH);
+    const capture = view().locator('[data-role="capture"] .invocation');
+    await expect.poll(() => capture.getAttribute("data-status")).toBe("completed");
+    expect(await capture.locator("summary").textContent()).toMatch(
+      /^Capture done — capture-[0-9a-f]{8}\.jpg \(\d+\.\d kB\)$/,
+    );
+    expect(await liveViewInSight(page)).toBe(true);
+
+    const link = view().locator('[data-role="gallery"] li a.download').first();
     expect(await link.getAttribute("download")).toMatch(/^capture-.*\.jpg$/);
     const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
     const bytes = await readFile((await download.path())!);
     const metadata = await sharp(bytes).metadata();
     expect([metadata.format, metadata.width, metadata.height]).toEqual(["jpeg", WIDTH, HEIGHT]);
+
+    await view().locator('[data-role="gallery"] .gallery-thumb').first().click();
+    const dialog = view().locator("dialog.gallery-dialog");
+    expect(await imageRendered(dialog.locator("img.gallery-full"))).toBe(WIDTH);
+    expect(await dialog.evaluate((d) => (d as HTMLDialogElement).open)).toBe(true);
+    await dialog.getByRole("button", { name: "Close" }).click();
+    expect(await dialog.evaluate((d) => (d as HTMLDialogElement).open)).toBe(false);
+  });
+
+  it("the jog pad moves by the chosen step preset; the scale bar comes from the field of view", async () => {
+    const start = await position();
+    const pad = view().getByRole("group", { name: "Jog the stage" });
+    await view().getByLabel("Fine").check();
+    await pad.getByRole("button", { name: "Move right (+x)" }).click();
+    // Fine: a twentieth of the view (320 px × 10 steps).
+    await eventually(position, (p) => p.x === start.x + (WIDTH * STEPS_PER_PIXEL) / 20, "x + 160");
+    await view().getByLabel("10", { exact: true }).check();
+    await pad.getByRole("button", { name: "Focus down (−z)" }).click();
+    await eventually(position, (p) => p.z === start.z - 10, "z − 10");
+    await view().getByLabel("¼ view").check();
+    await view().getByLabel("100", { exact: true }).check();
+
+    // 3200 steps wide: the bar is the round 500 steps, 500/3200 of the image.
+    const bar = view().locator('[data-role="scale-bar"]');
+    expect(await bar.textContent()).toBe("500 steps");
+    const [line, image] = await Promise.all([
+      bar.locator(".scale-bar-line").boundingBox(),
+      view().locator("img.microscope-image").boundingBox(),
+    ]);
+    expect(line!.width / image!.width).toBeCloseTo(500 / 3200, 1);
+  });
+
+  it("a finished move collapses to one line that says where the stage is, once", async () => {
+    const move = view().locator(".move-area .invocation");
+    await expect.poll(() => move.getAttribute("data-status")).toBe("completed");
+    expect(await move.evaluate((d) => (d as HTMLDetailsElement).open)).toBe(false);
+    const { x, y, z } = await position();
+    expect(await move.locator("summary").textContent()).toBe(
+      `Move done — at x ${x}, y ${y}, z ${z}`,
+    );
+    // The progress message (the same place in other words) is inside, not in the line.
+    expect(await move.locator(".progress-message").isVisible()).toBe(false);
   });
 
   it("saves screenshots; controls are labelled; a narrow screen needs no sideways scrolling", async () => {
@@ -320,16 +419,30 @@ describe("the dashboard in Chromium", () => {
     await page.screenshot({ path: screenshot, fullPage: true });
     expect((await stat(screenshot)).size).toBeGreaterThan(10_000);
 
-    await page.setViewportSize({ width: 375, height: 800 });
-    try {
-      await page.evaluate(() => window.scrollTo(0, 0));
-      const overflow = await page.evaluate(
-        () => document.documentElement.scrollWidth - window.innerWidth,
-      );
-      expect(overflow).toBeLessThanOrEqual(0);
-      await page.screenshot({ path: join(RESULTS, "dashboard-narrow.png"), fullPage: false });
-    } finally {
-      await page.setViewportSize({ width: 1280, height: 900 });
+    for (const width of [1280, 375]) {
+      await page.setViewportSize({ width, height: 800 });
+      try {
+        await page.evaluate(() => window.scrollTo(0, 0));
+        const overflow = await page.evaluate(
+          () => document.documentElement.scrollWidth - window.innerWidth,
+        );
+        expect(overflow, `sideways scrolling at ${width} px`).toBeLessThanOrEqual(0);
+        // Capture from wherever the button is (below the view on a phone): the live view
+        // must still be in sight afterwards.
+        const captures = await view().locator('[data-role="gallery"] li').count();
+        await view().getByRole("button", { name: "Capture", exact: true }).click();
+        await expect
+          .poll(() => view().locator('[data-role="gallery"] li').count(), {
+            timeout: PAGE_WAIT_MS,
+          })
+          .toBe(captures + 1);
+        expect(await liveViewInSight(page), `the live view after a capture at ${width}×800`).toBe(
+          true,
+        );
+        await page.screenshot({ path: join(RESULTS, `dashboard-${width}x800-after-capture.png`) });
+      } finally {
+        await page.setViewportSize({ width: 1280, height: 900 });
+      }
     }
   });
 
@@ -338,6 +451,7 @@ describe("the dashboard in Chromium", () => {
     const start = await position();
     const target = start.x > 0 ? start.x - 8000 : start.x + 8000; // 8 s at 1000 steps/s
     const move = stagePanel().locator('[data-action="moveAbsolute"]');
+    await move.locator("summary").first().click(); // actions start folded
     await move.getByLabel("x", { exact: true }).fill(String(target));
     await move.getByRole("button", { name: "Move absolute", exact: true }).click();
     const invocation = move.locator(".invocation").first();
@@ -404,6 +518,13 @@ describe("the dashboard in Chromium", () => {
         (v) => v === 0.7,
         "brightness 0.7",
       );
+      // A number that changed: a short history graph beside its value.
+      const graph = brightness.locator("svg.history-graph");
+      await expect.poll(() => graph.isVisible(), { timeout: PAGE_WAIT_MS }).toBe(true);
+      expect(await graph.getAttribute("aria-label")).toBe(
+        "Brightness: 0.5 to 0.7 over the last minute",
+      );
+      expect((await graph.locator("polyline").getAttribute("points"))!.split(" ")).toHaveLength(2);
 
       const colour = lamp().locator('[data-property="colour"]');
       await colour.getByLabel("New value").selectOption("red");
@@ -435,6 +556,7 @@ describe("the dashboard in Chromium", () => {
 
     it("runs an action from a generated form: integer, enum and boolean inputs, progress, log, output, event", async () => {
       const blink = lamp().locator('[data-action="blink"]');
+      await blink.locator("summary").first().click(); // actions start folded
       const sent = lampWrites.length;
       await blink.getByLabel("times").fill("11");
       await blink.getByRole("button", { name: "Blink", exact: true }).click();

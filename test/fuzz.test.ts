@@ -40,7 +40,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
+import { SimulatedCamera } from "../examples/microscope/index.js";
 import { ThingServer } from "../src/index.js";
 import {
   type FuzzRequest,
@@ -50,6 +50,7 @@ import {
   serializeRequest,
   surfaceFromDescriptions,
 } from "./support/fuzz-requests.js";
+import { microscopeEntries } from "./support/microscope.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import {
   type ExchangeResult,
@@ -94,14 +95,11 @@ class ServedMicroscope {
     readonly settingsDir: string,
     readonly authToken: string | undefined,
   ) {
-    this.server = new ThingServer(
-      [
-        { name: "stage", thing: new SimulatedStage() },
-        { name: "camera", thing: this.camera },
-        { name: "autofocus", thing: new Autofocus() },
-      ],
-      { port: 0, settingsDir, authToken },
-    );
+    this.server = new ThingServer(microscopeEntries({ camera: this.camera, autofocus: true }), {
+      port: 0,
+      settingsDir,
+      authToken,
+    });
   }
 
   static async start(authToken?: string): Promise<ServedMicroscope> {

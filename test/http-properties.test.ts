@@ -7,9 +7,9 @@
 import { once } from "node:events";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { property, Thing, ThingServer, type ThingServerOptions, Type } from "../src/index.js";
 import { getJson, putJson } from "./support/json-http.js";
+import { microscopeEntries } from "./support/microscope.js";
 import { expectProblem, expectRawProblem, type Problem } from "./support/problem.js";
 import { parseResponses, RawConnection } from "./support/raw-http.js";
 import { deferred, within } from "./support/within.js";
@@ -18,13 +18,7 @@ import { deferred, within } from "./support/within.js";
 const WAIT_MS = 10_000;
 
 function microscope(options: ThingServerOptions = {}): ThingServer {
-  return new ThingServer(
-    [
-      { name: "stage", thing: new SimulatedStage() },
-      { name: "camera", thing: new SimulatedCamera() },
-    ],
-    { port: 0, ...options },
-  );
+  return new ThingServer(microscopeEntries(), { port: 0, ...options });
 }
 
 const servers: ThingServer[] = [];
@@ -143,7 +137,10 @@ const badRequests: BadRequest[] = [
     body: '{"width": 800,',
     status: 400,
     watch: ["/camera/resolution"],
-    check: (problem) => expect(problem.detail).toMatch(/JSON/),
+    check: (problem) => {
+      expect(problem.detail).toMatch(/JSON/);
+      expect(problem.type).toBe("tag:labthings-ts,2026:invalid-json");
+    },
   },
   {
     name: "wrong type: a string for an integer",
@@ -197,10 +194,13 @@ const badRequests: BadRequest[] = [
     status: 400,
     watch: ["/camera/resolution"],
     check: (problem) => {
-      const fields = problem.errors?.map((e) => [e.field, e.rule]) ?? [];
-      expect(fields).toContainEqual(["/resolution/height", "required"]);
-      expect(fields).toContainEqual(["/resolution/depth", "additionalProperties"]);
-      expect(problem.detail).toContain("/resolution/height");
+      // In the order of the value: the extra key where it stands, the missing one after
+      // everything present, named at the object it is missing from.
+      expect(problem.errors?.map((e) => [e.field, e.rule, e.message])).toEqual([
+        ["/resolution/depth", "additionalProperties", "is not allowed here (unknown member)"],
+        ["/resolution", "required", "must have required property 'height'"],
+      ]);
+      expect(problem.detail).toContain("/resolution must have required property 'height'");
       expect(problem.detail).toContain("/resolution/depth");
     },
   },
@@ -427,7 +427,7 @@ describe("shutdown", () => {
   });
 
   it("connections that never sent a request do not hold up close()", async () => {
-    const server = new ThingServer([{ name: "stage", thing: new SimulatedStage() }], { port: 0 });
+    const server = new ThingServer(microscopeEntries({ camera: false }), { port: 0 });
     const { port } = new URL(await server.start());
     // Browsers and fetch open spare connections; one is held open here, silent.
     const spare = connect({ host: "127.0.0.1", port: Number(port) });
@@ -538,10 +538,15 @@ describe("server options", () => {
     }
   });
 
-  it("GET /docs returns an HTML page", async () => {
+  it("GET /docs returns an HTML page branded labthings-ts, pointing at /openapi.json", async () => {
     const response = await fetch(`${base}/docs`);
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toMatch(/^text\/html\b/);
-    expect(await response.text()).toMatch(/<html/i);
+    const html = await response.text();
+    expect(html).toMatch(/<html/i);
+    expect(html).toContain("<title>labthings-ts: API docs</title>");
+    const initializer = await (await fetch(`${base}/docs/static/swagger-initializer.js`)).text();
+    expect(initializer).toContain('"url":"/openapi.json"');
+    expect(initializer).toContain("data:image/svg+xml;base64");
   });
 });

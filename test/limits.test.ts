@@ -7,9 +7,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { ThingServer } from "../src/index.js";
 import { getJson, putJson } from "./support/json-http.js";
+import { microscopeEntries, TINY_CAMERA } from "./support/microscope.js";
 import { expectProblem, expectRawProblem } from "./support/problem.js";
 import { parseResponses, RawConnection } from "./support/raw-http.js";
 import { within } from "./support/within.js";
@@ -24,23 +24,17 @@ let base: string;
 let port: number;
 
 beforeAll(async () => {
-  server = new ThingServer(
-    [
-      { name: "stage", thing: new SimulatedStage() },
-      { name: "camera", thing: new SimulatedCamera({ width: 64, height: 48, fps: 10 }) },
-    ],
-    {
-      port: 0,
-      limits: {
-        urlBytes: 2048,
-        headerBytes: 4096,
-        jsonDepth: 8,
-        headersTimeoutMs: HEADERS_TIMEOUT_MS,
-        requestTimeoutMs: REQUEST_TIMEOUT_MS,
-        streamsPerClient: STREAMS_PER_CLIENT,
-      },
+  server = new ThingServer(microscopeEntries({ camera: TINY_CAMERA }), {
+    port: 0,
+    limits: {
+      urlBytes: 2048,
+      headerBytes: 4096,
+      jsonDepth: 8,
+      headersTimeoutMs: HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      streamsPerClient: STREAMS_PER_CLIENT,
     },
-  );
+  });
   base = await server.start();
   port = Number(new URL(base).port);
 });

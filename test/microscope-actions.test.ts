@@ -9,11 +9,12 @@
  */
 import sharp from "sharp";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
+import { SimulatedStage } from "../examples/microscope/index.js";
 import { type ActionStatus, observeProperties, ThingServer } from "../src/index.js";
 import { invoke, pause, pollStatus, RFC3339, statusOf } from "./support/actions-http.js";
 import { killAll, listeningUrl, startCli } from "./support/cli-process.js";
 import { getJson, putJson } from "./support/json-http.js";
+import { microscopeEntries, SMALL_CAMERA } from "./support/microscope.js";
 import { expectProblem } from "./support/problem.js";
 import { within } from "./support/within.js";
 
@@ -39,14 +40,9 @@ describe("the simulated microscope's actions", () => {
 
   beforeAll(async () => {
     stage = new SimulatedStage();
-    server = new ThingServer(
-      [
-        { name: "stage", thing: stage },
-        { name: "camera", thing: new SimulatedCamera({ width: 320, height: 240, fps: 15 }) },
-        { name: "autofocus", thing: new Autofocus() },
-      ],
-      { port: 0 },
-    );
+    server = new ThingServer(microscopeEntries({ stage, camera: SMALL_CAMERA, autofocus: true }), {
+      port: 0,
+    });
     base = await server.start();
   });
 

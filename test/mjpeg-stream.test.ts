@@ -22,6 +22,7 @@ import {
   ThingServer,
   Type,
 } from "../src/index.js";
+import { microscopeEntries } from "./support/microscope.js";
 import {
   connectMjpeg,
   EXPECTED_CACHE_CONTROL,
@@ -610,10 +611,7 @@ describe("simulated microscope camera", () => {
   it("streams frames at the configured size that blur away from the focal plane; preview is half size", async () => {
     const stage = new SimulatedStage();
     const camera = new SimulatedCamera({ width: 320, height: 240, fps: 10 });
-    const { url } = await startServer([
-      { name: "stage", thing: stage },
-      { name: "camera", thing: camera },
-    ]);
+    const { url } = await startServer(microscopeEntries({ stage, camera }));
     stage.position = { x: 0, y: 0, z: 1000 };
     const [live, preview] = await Promise.all([
       openViewer(`${url}/camera/stream`, { timeoutMs: 15_000 }),

@@ -26,11 +26,12 @@
 import HttpBinding from "@node-wot/binding-http";
 import { Servient } from "@node-wot/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
+import type { SimulatedStage } from "../examples/microscope/stage.js";
 import { type ActionStatus, action, property, Thing, ThingServer, Type } from "../src/index.js";
 import type { Notification } from "../src/runtime/observation-hub.js";
 import { FINISHED, invoke, pollFinished, until } from "./support/actions-http.js";
 import { getJson } from "./support/json-http.js";
+import { microscopeEntries, SMALL_CAMERA } from "./support/microscope.js";
 import { within } from "./support/within.js";
 
 type WoTRuntime = Awaited<ReturnType<Servient["start"]>>;
@@ -88,9 +89,7 @@ describe("node-wot as a client of labthings-ts", () => {
   beforeAll(async () => {
     server = new ThingServer(
       [
-        { name: "stage", thing: new SimulatedStage() },
-        { name: "camera", thing: new SimulatedCamera({ width: 320, height: 240, fps: 15 }) },
-        { name: "autofocus", thing: new Autofocus() },
+        ...microscopeEntries({ camera: SMALL_CAMERA, autofocus: true }),
         { name: "calculator", thing: new Calculator() },
       ],
       { port: 0 },

@@ -16,7 +16,7 @@
  */
 import sharp from "sharp";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
+import { SimulatedStage } from "../examples/microscope/index.js";
 import {
   type ActionStatus,
   action,
@@ -34,6 +34,7 @@ import {
 import { RFC3339, statusOf } from "./support/actions-http.js";
 import { getJson, postJson, putJson } from "./support/json-http.js";
 import { LogCapture } from "./support/log-capture.js";
+import { microscopeEntries, TINY_CAMERA } from "./support/microscope.js";
 import { connectMjpeg, type MjpegTestClient } from "./support/mjpeg-parser.js";
 import { expectProblem } from "./support/problem.js";
 import { within } from "./support/within.js";
@@ -347,9 +348,11 @@ describe("a Thing whose start() rejects (degraded start)", () => {
 
   it("a failed stage takes the camera and autofocus (whose slots hold it) out too, each saying why", async () => {
     const { url } = await startServer([
-      { name: "stage", thing: new UnpluggedStage() },
-      { name: "camera", thing: new SimulatedCamera({ width: 64, height: 48, fps: 1 }) },
-      { name: "autofocus", thing: new Autofocus() },
+      ...microscopeEntries({
+        stage: new UnpluggedStage(),
+        camera: { ...TINY_CAMERA, fps: 1 },
+        autofocus: true,
+      }),
       { name: "lamp", thing: new Lamp() },
     ]);
     const stage = await expectProblem(await fetch(`${url}/stage/position`), 503);

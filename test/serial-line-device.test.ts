@@ -7,6 +7,8 @@
 import { ReadlineParser } from "@serialport/parser-readline";
 import { SerialPort } from "serialport";
 import { afterEach, describe, expect, it } from "vitest";
+import { SyringePump } from "../docs/examples/syringe-pump.js";
+import { ThingServer } from "../src/index.js";
 import {
   DeviceError,
   SerialLineDevice,
@@ -176,5 +178,48 @@ describe("SerialLineDevice", () => {
       false,
       true,
     ]);
+  });
+});
+
+describe("the serial Thing of docs/instruments.md (docs/examples/syringe-pump.ts)", () => {
+  it("reads its rate at connection, dispenses until the pump is idle, and a cancel sends STP", async () => {
+    let polls = 0;
+    const { pty, instrument } = await rig(() => undefined);
+    instrument.reply = (line) => {
+      if (line === "RAT?") return "12.5\r\n";
+      if (line === "STA?") return (polls++ < 2 ? "RUN" : "IDLE") + "\r\n";
+      return "OK\r\n";
+    };
+    const server = new ThingServer([{ name: "pump", thing: new SyringePump({ port: pty.host }) }], {
+      port: 0,
+    });
+    const base = await server.start();
+    cleanups.push(() => server.close().then(() => undefined));
+    expect(await (await fetch(`${base}/pump/rate`)).json()).toBe(12.5);
+    const invoke = async () => {
+      const post = await fetch(`${base}/pump/dispense`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"ml": 2}',
+      });
+      return post.headers.get("location")!;
+    };
+    const status = (href: string) =>
+      pollUntil(async () => {
+        const s = (await (await fetch(`${base}${href}`)).json()) as { status: string };
+        return ["completed", "failed", "cancelled"].includes(s.status) ? s.status : undefined;
+      }, "the dispense to end");
+    expect(await status(await invoke())).toBe("completed");
+    expect(instrument.received).toEqual(["RAT?", "VOL 2", "RUN", "STA?", "STA?", "STA?"]);
+
+    polls = Number.NEGATIVE_INFINITY; // runs until stopped
+    const href = await invoke();
+    await pollUntil(
+      () => (instrument.received.filter((l) => l === "STA?").length > 4 ? true : undefined),
+      "it to run",
+    );
+    expect((await fetch(`${base}${href}`, { method: "DELETE" })).status).toBe(204);
+    expect(await status(href)).toBe("cancelled");
+    expect(instrument.received.at(-1)).toBe("STP");
   });
 });

@@ -1,23 +1,13 @@
-/**
- * The camera's MJPEG stream read by clients nobody on this project wrote: ffmpeg and
- * ffprobe (the mpjpeg demuxer, as OpenCV uses it), headless Chromium in an `<img>`, and
- * curl. The last two also check what a viewer sees when the server shuts down: the last
- * frame stays on screen (Chromium) and the body ends with the closing delimiter (curl).
- *
- * Needs the Debian packages `ffmpeg`, `curl` and `chromium` (/usr/bin/chromium), and
- * `playwright-core` (which never downloads a browser here).
- */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser } from "playwright-core";
 import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import { ThingServer } from "../src/index.js";
 import { withChromium } from "./support/chromium.js";
-import { killAll, trackChild } from "./support/cli-process.js";
+import { killAll, startProcess } from "./support/cli-process.js";
+import { microscopeEntries } from "./support/microscope.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { within } from "./support/within.js";
 
@@ -41,36 +31,8 @@ async function until(condition: () => Promise<boolean>, what: string, ms = WAIT_
   }
 }
 
-interface Finished {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Start a tool; `finished` resolves when it has exited and its output is read. */
-function run(
-  command: string,
-  args: string[],
-): { child: ChildProcess; finished: Promise<Finished> } {
-  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
-  trackChild(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const finished = new Promise<Finished>((resolve, reject) => {
-    child.once("error", reject);
-    child.once("close", (code, signal) => {
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  return { child, finished };
-}
+const run = (command: string, args: string[]) => startProcess(command, args);
 
 let server: ThingServer;
 let url: string;
@@ -78,10 +40,7 @@ let scratch: string;
 
 beforeEach(async () => {
   server = new ThingServer(
-    [
-      { name: "stage", thing: new SimulatedStage() },
-      { name: "camera", thing: new SimulatedCamera({ width: WIDTH, height: HEIGHT, fps: 15 }) },
-    ],
+    microscopeEntries({ camera: { width: WIDTH, height: HEIGHT, fps: 15 } }),
     { port: 0 },
   );
   url = await server.start();

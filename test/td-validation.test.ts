@@ -10,7 +10,6 @@ import { createRequire } from "node:module";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
 import {
   property,
   Thing,
@@ -20,6 +19,7 @@ import {
   Type,
 } from "../src/index.js";
 import { getJson } from "./support/json-http.js";
+import { microscopeEntries } from "./support/microscope.js";
 
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -128,8 +128,7 @@ class ReadOnlySensor extends Thing {
 }
 
 const entries = (): ThingEntry[] => [
-  { name: "stage", thing: new SimulatedStage() },
-  { name: "camera", thing: new SimulatedCamera() },
+  ...microscopeEntries(),
   { name: "bench", thing: new TestBench() },
   { name: "sensor", thing: new ReadOnlySensor() },
 ];

@@ -15,7 +15,7 @@ import { createServer, type Server } from "node:http";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
+import { SimulatedStage } from "../examples/microscope/index.js";
 import {
   AffordanceNotFoundError,
   ConnectionError,
@@ -34,6 +34,7 @@ import { iterateInBackground, iterateOnceOpen } from "./support/background-itera
 import { withChromium } from "./support/chromium.js";
 import { ClientBench } from "./support/client-test-things.js";
 import { getJson } from "./support/json-http.js";
+import { microscopeEntries, SMALL_CAMERA } from "./support/microscope.js";
 import { ScriptedSseServer } from "./support/scripted-sse-server.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
 import { deferred, within } from "./support/within.js";
@@ -64,9 +65,7 @@ beforeAll(async () => {
   bench = new ClientBench();
   server = new ThingServer(
     [
-      { name: "stage", thing: stage },
-      { name: "camera", thing: new SimulatedCamera({ width: 320, height: 240, fps: 15 }) },
-      { name: "autofocus", thing: new Autofocus() },
+      ...microscopeEntries({ stage, camera: SMALL_CAMERA, autofocus: true }),
       { name: "bench", thing: bench },
     ],
     { port: 0, cors: true },
@@ -265,8 +264,7 @@ describe("observeProperty", () => {
     const leavingBench = new ClientBench();
     const leaving = new ThingServer(
       [
-        { name: "stage", thing: new SimulatedStage() },
-        { name: "camera", thing: new SimulatedCamera({ width: 160, height: 120, fps: 10 }) },
+        ...microscopeEntries({ camera: { width: 160, height: 120, fps: 10 } }),
         { name: "bench", thing: leavingBench },
       ],
       { port: 0 },
@@ -422,7 +420,7 @@ describe("actions", () => {
     expect(error).toBeInstanceOf(HttpError);
     expect((error as HttpError).status).toBe(400);
     expect((error as HttpError).problem?.errors).toEqual([
-      expect.objectContaining({ field: "/count/steps", rule: "maximum" }),
+      expect.objectContaining({ field: "/steps", rule: "maximum" }),
     ]);
   });
 

@@ -5,6 +5,7 @@ import {
   blobOutput,
   MjpegStream,
   mjpegStream,
+  observeProperties,
   property,
   type Static,
   setting,
@@ -35,6 +36,8 @@ export const CameraOptions = Type.Object(
     stepsPerBlurPixel: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     /** Stage steps per specimen pixel in x and y. */
     stepsPerPixel: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    /** Let the sensor temperature drift slowly, as a real one does (the demo does). */
+    thermalDrift: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -75,6 +78,7 @@ export class SimulatedCamera extends Camera {
   #drawing: AbortController | undefined;
   #lastCaptureAt = Number.NEGATIVE_INFINITY;
   #timer: NodeJS.Timeout | undefined;
+  #thermal: NodeJS.Timeout | undefined;
   #capturing: Promise<void> | undefined;
   #running = false;
 
@@ -85,6 +89,13 @@ export class SimulatedCamera extends Camera {
     this.#focusZ = options.focusZ ?? 1000;
     this.#stepsPerBlurPixel = options.stepsPerBlurPixel ?? 150;
     this.#stepsPerPixel = options.stepsPerPixel ?? 10;
+    this.#thermalDrift = options.thermalDrift ?? false;
+    this.#temperature = this.#loadTemperature();
+    // Computed properties follow stored ones: tell their observers when those change.
+    observeProperties(this, (name) => {
+      if (name === "resolution") this.notifyPropertyChanged("fieldOfView", this.fieldOfView);
+      if (!this.#thermalDrift && (name === "exposureTime" || name === "analogGain")) this.#warm();
+    });
   }
 
   /** Start capturing. The specimen is drawn in the background, so start-up stays fast. */
@@ -103,11 +114,13 @@ export class SimulatedCamera extends Camera {
     );
     this.#running = true;
     this.#schedule(0);
+    if (this.#thermalDrift) this.#thermal = setInterval(() => this.#warm(), 1000);
   }
 
   /** Stop the capture loop and wait for the frame being encoded. */
   override async stop(): Promise<void> {
     this.#running = false;
+    clearInterval(this.#thermal);
     this.#drawing?.abort();
     clearTimeout(this.#timer);
     await this.#capturing;
@@ -244,6 +257,8 @@ export class SimulatedCamera extends Camera {
       { additionalProperties: false },
     ),
     readOnly: true,
+    // Announced whenever the resolution changes (see the constructor).
+    observable: true,
     title: "Field of view",
     description:
       "Width and height of the view in stage steps (the same for every stream of this camera); the dashboard's click-to-move uses it.",
@@ -255,14 +270,38 @@ export class SimulatedCamera extends Camera {
     };
   }
 
+  /** Simulated sensor temperature, unrounded; with thermal drift it lags behind the load. */
+  #temperature: number;
+  readonly #thermalDrift: boolean;
+
   @property({
     schema: Type.Number({ unit: "°C" }),
     readOnly: true,
+    observable: true,
     title: "Sensor temperature",
-    description: "Warms slowly with exposure time and gain (simulated).",
+    description: "Warms slowly with exposure time and gain (simulated), announced as it changes.",
   })
   get sensorTemperature(): number {
+    return Math.round(this.#temperature * 10) / 10;
+  }
+
+  /** What exposure and gain warm the sensor to. */
+  #loadTemperature(): number {
     const load = Math.min(1, this.exposureTime / 200_000) + (this.analogGain - 1) / 30;
-    return Math.round((24 + 8 * load) * 10) / 10;
+    return 24 + 8 * load;
+  }
+
+  /**
+   * Follow the load: at once without drift, else one second of warming or cooling
+   * (time constant 20 s, and the room's own slow swing). Observers hear each change.
+   */
+  #warm(): void {
+    const before = this.sensorTemperature;
+    this.#temperature = this.#thermalDrift
+      ? this.#temperature +
+        (this.#loadTemperature() + 0.3 * Math.sin(Date.now() / 15_000) - this.#temperature) / 20
+      : this.#loadTemperature();
+    if (this.sensorTemperature !== before)
+      this.notifyPropertyChanged("sensorTemperature", this.sensorTemperature);
   }
 }

@@ -86,6 +86,8 @@ export class SimulatedStage extends Stage {
       { additionalProperties: false },
     ),
     readOnly: true,
+    // Fixed at construction: there is never a change to announce.
+    observable: true,
     title: "Travel range",
     description: "Each axis moves between -range and +range steps.",
   })

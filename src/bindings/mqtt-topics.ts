@@ -17,8 +17,7 @@
  * Topic segments are restricted to URL-safe characters so both spellings are the same.
  */
 import type { Form, FormContributor, SecurityScheme } from "../description/thing-description.js";
-import type { ActionDeclaration } from "../model/action.js";
-import type { EventDeclaration } from "../model/event.js";
+import type { ActionDeclaration, EventDeclaration } from "../model/declarations.js";
 import type { ExposedProperty, ExposedThing } from "../runtime/exposed-thing.js";
 
 export const MQTT_VOCABULARY = { mqv: "https://www.w3.org/2019/wot/mqtt#" };

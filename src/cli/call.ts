@@ -7,7 +7,6 @@
  * cancels a running invocation on the server, waits for it to settle and exits 130.
  */
 import { writeFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import {
   AffordanceNotFoundError,
   HttpError,
@@ -18,6 +17,7 @@ import {
 } from "../client/client-errors.js";
 import { type BlobReference, ThingClient } from "../client/thing-client.js";
 import type { ActionAffordance } from "../client/thing-description.js";
+import { ArgumentError, parseArguments, reportFailure } from "./cli-errors.js";
 import { ProgressDisplay } from "./progress-display.js";
 
 export const CALL_USAGE = `Usage: labthings-ts call <thing URL> <affordance> [json] [options]
@@ -46,8 +46,12 @@ Examples:
 /** Exit status of a Ctrl-C (128 + SIGINT), as shells report it. */
 const INTERRUPTED = 130;
 
-/** A mistake in the command line: printed with the usage, exit status 2. */
-class UsageError extends Error {}
+/** A mistake in the command line: named with a pointer to `--help`, exit status 2. */
+class UsageError extends ArgumentError {
+  constructor(message: string) {
+    super("call", message);
+  }
+}
 
 interface CallArguments {
   thingUrl: string;
@@ -77,7 +81,10 @@ function parseCallArguments(args: string[]): CallArguments | "help" {
     try {
       value = JSON.parse(json);
     } catch {
-      throw new UsageError(`'${json}' is not JSON (text needs quotes: '"text"')`);
+      // The shell ate the quotes a JSON string needs: show the value quoted both ways.
+      throw new UsageError(
+        `'${json}' is not JSON. A text value needs JSON quotes inside the shell's: '${JSON.stringify(json)}'`,
+      );
     }
   }
   return {
@@ -91,20 +98,16 @@ function parseCallArguments(args: string[]): CallArguments | "help" {
 }
 
 function parseFlags(args: string[]) {
-  try {
-    return parseArgs({
-      args,
-      options: {
-        output: { type: "string", short: "o" },
-        token: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  return parseArguments("call", {
+    args,
+    options: {
+      output: { type: "string", short: "o" },
+      token: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
 }
 
 /**
@@ -120,8 +123,7 @@ export async function call(args: string[]): Promise<void> {
   try {
     parsed = parseCallArguments(args);
   } catch (error) {
-    console.error(`labthings-ts call: ${(error as Error).message}\n\n${CALL_USAGE}`);
-    process.exitCode = 2;
+    reportFailure(error);
     return;
   }
   if (parsed === "help") {

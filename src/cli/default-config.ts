@@ -12,7 +12,9 @@ export function defaultConfig(): ServerConfig {
       stage: { class: `${example("stage")}#SimulatedStage` },
       camera: {
         class: `${example("camera")}#SimulatedCamera`,
-        options: { width: 640, height: 480, fps: 15 },
+        // The demo starts in focus (the stage starts at z = 0; Z+/Z− blur it, Autofocus
+        // brings it back), and its sensor warms up as a real one does.
+        options: { width: 640, height: 480, fps: 15, focusZ: 0, thermalDrift: true },
       },
       autofocus: { class: `${example("autofocus")}#Autofocus` },
     },

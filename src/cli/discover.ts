@@ -5,9 +5,8 @@
  * `{ url, things: [{ name, title, td }] }`, one per line, for scripts.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs } from "node:util";
 import { type DiscoveredService, DnsSdBrowser } from "../discovery/dns-sd-browser.js";
-import { ConfigError } from "../errors.js";
+import { ArgumentError, parseArguments } from "./cli-errors.js";
 
 export const DISCOVER_USAGE = `Usage: labthings-ts discover [--timeout S] [--json]
 
@@ -71,30 +70,25 @@ async function titleOf(td: string): Promise<string | undefined> {
 }
 
 export async function discover(args: string[]): Promise<void> {
-  let values: { timeout?: string; json?: boolean; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        timeout: { type: "string", short: "t" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    throw new ConfigError("arguments", (error as Error).message);
-  }
+  const { values } = parseArguments("discover", {
+    args,
+    options: {
+      timeout: { type: "string", short: "t" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
   if (values.help) {
     console.log(DISCOVER_USAGE);
     return;
   }
   const seconds = values.timeout === undefined ? 3 : Number(values.timeout);
   if (!(seconds > 0 && seconds <= 600)) {
-    throw new ConfigError(
-      "--timeout",
-      `'${values.timeout}' is not a number of seconds between 0 and 600`,
+    throw new ArgumentError(
+      "discover",
+      `--timeout '${values.timeout}' is not a number of seconds between 0 and 600`,
     );
   }
   const browser = new DnsSdBrowser();

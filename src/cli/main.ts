@@ -1,12 +1,7 @@
 #!/usr/bin/env node
 /** `labthings-ts`: the command-line entry point. */
 import { readFileSync } from "node:fs";
-import { ConfigError, LabThingsError, ThingLifecycleError } from "../errors.js";
-import { call } from "./call.js";
-import { clientGen } from "./client-gen.js";
-import { devices } from "./devices.js";
-import { DISCOVER_USAGE, discover } from "./discover.js";
-import { SERVE_USAGE, serve } from "./serve.js";
+import { reportFailure } from "./cli-errors.js";
 
 const USAGE = `Usage: labthings-ts <command> [options]
 
@@ -16,6 +11,7 @@ Commands:
   client-gen  write a typed TypeScript client for a Thing, from its TD (URL or file)
   devices     list cameras and serial ports, with the config entry for each
   discover    find servers on the local network (DNS-SD) and list their Things
+  init        make a new project: a Thing of your own, its config and its tests
 
 Run 'labthings-ts <command> --help' for a command's options.`;
 
@@ -33,21 +29,28 @@ function version(): string {
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
+    // Each command loads what it needs: `call` and `--version` never load the server.
     case "serve":
-      return serve(rest);
+      return (await import("./serve.js")).serve(rest);
     case "call":
-      return call(rest);
+      return (await import("./call.js")).call(rest);
     case "client-gen":
-      return clientGen(rest);
+      return (await import("./client-gen.js")).clientGen(rest);
     case "devices":
-      return devices(rest);
+      return (await import("./devices.js")).devices(rest);
     case "discover":
-      return discover(rest);
+      return (await import("./discover.js")).discover(rest);
+    case "init":
+      return (await import("./init.js")).init(rest);
     case "--version":
     case "-v":
       console.log(version());
       return;
     case undefined:
+      // No command is a mistake (a script that lost its arguments must not pass).
+      console.error(USAGE);
+      process.exitCode = 2;
+      return;
     case "--help":
     case "-h":
     case "help":
@@ -59,18 +62,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof ConfigError) {
-    console.error(`labthings-ts: ${error.message}`);
-    const usage = process.argv[2] === "discover" ? DISCOVER_USAGE : SERVE_USAGE;
-    if (error.key === "arguments" || error.key.startsWith("-")) console.error(`\n${usage}`);
-    process.exitCode = 2;
-  } else if (error instanceof ThingLifecycleError || error instanceof LabThingsError) {
-    const cause = error.cause instanceof Error && error.cause.stack ? `\n${error.cause.stack}` : "";
-    console.error(`labthings-ts: ${error.message}${cause}`);
-    process.exitCode = 1;
-  } else {
-    console.error("labthings-ts:", error);
-    process.exitCode = 1;
-  }
-});
+main(process.argv.slice(2)).catch((error: unknown) => reportFailure(error));

@@ -1,102 +1,55 @@
 import { readFile } from "node:fs/promises";
-import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import closeWithGrace from "close-with-grace";
 import type { ServerConfig } from "../config/config-schema.js";
-import { LOG_LEVELS } from "../config/config-schema.js";
-import { readConfigFile, resolveConfigPath, validateConfig } from "../config/load-config.js";
+import { readConfigJson, resolveConfigPath, validateConfig } from "../config/load-config.js";
 import { loadThings } from "../config/load-things.js";
 import { isLoopbackHost, machineLabel } from "../discovery/network-addresses.js";
 import { ConfigError } from "../errors.js";
 import { DEFAULTS, ThingServer, type ThingServerOptions } from "../http/thing-server.js";
-import { createLogger } from "../logging/logger.js";
+import { brief, createLogger, debugForPeople } from "../logging/logger.js";
+import { reportFailure } from "./cli-errors.js";
+import { parseServeFlags, serveUsage } from "./serve-flags.js";
 
-export const SERVE_USAGE = `Usage: labthings-ts serve [options]
+export const SERVE_USAGE = serveUsage();
 
-Serve the Things of a config file (without --config: the simulated microscope).
-
-Options:
-  -c, --config FILE          JSON config file; relative paths in it resolve against its folder
-  -H, --host HOST            interface to bind (default 127.0.0.1)
-  -p, --port PORT            TCP port; 0 picks a free one (default 5000)
-      --token-file FILE      require 'Authorization: Bearer <token>' with the token in FILE
-                             (or set LABTHINGS_TOKEN); TDs stay readable
-      --require-all          exit if any Thing fails to start (default: serve the others)
-      --settings-dir DIR     where @setting values are saved (default ./settings,
-                             or settingsDir in the config file)
-      --shutdown-timeout MS  hard deadline for shutdown (default 5000)
-      --mdns, --no-mdns      advertise the Things over DNS-SD (default: on unless
-                             the host is loopback)
-      --directory URL        register every TD with this W3C TD Directory
-      --mqtt URL             publish through this MQTT broker (mqtt://host:1883)
-      --log-level LEVEL      ${LOG_LEVELS.join(" | ")} (default info)
-      --log-format FORMAT    pretty | json (default: pretty on a terminal)
-  -h, --help                 show this help
-Flags override the config file.`;
-
-/** Parse the flags over the config file's values; every mistake is a ConfigError naming it. */
+/** Parse the flags over the config file's values; every mistake is named, flags by flag. */
 async function resolveServeConfig(
   args: string[],
 ): Promise<{ config: ServerConfig; baseDir: string; help: boolean }> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        config: { type: "string", short: "c" },
-        host: { type: "string", short: "H" },
-        port: { type: "string", short: "p" },
-        "shutdown-timeout": { type: "string" },
-        "settings-dir": { type: "string" },
-        "token-file": { type: "string" },
-        "require-all": { type: "boolean" },
-        mdns: { type: "boolean" },
-        "no-mdns": { type: "boolean" },
-        directory: { type: "string" },
-        mqtt: { type: "string" },
-        "log-level": { type: "string" },
-        "log-format": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    throw new ConfigError("arguments", (error as Error).message);
-  }
-  const { config, baseDir } = values.config
-    ? await readConfigFile(String(values.config))
-    : { config: (await import("./default-config.js")).defaultConfig(), baseDir: process.cwd() };
-  const overrides: Record<string, unknown> = {};
-  if (values.host !== undefined) overrides.host = values.host;
-  if (values.port !== undefined) overrides.port = flagInteger("--port", values.port);
-  if (values["shutdown-timeout"] !== undefined) {
-    overrides.shutdownTimeoutMs = flagInteger("--shutdown-timeout", values["shutdown-timeout"]);
-  }
-  // A flag's path is relative to the working directory, like any command-line path.
-  if (values["settings-dir"] !== undefined) {
-    overrides.settingsDir = resolve(String(values["settings-dir"]));
-  }
-  if (values["require-all"] !== undefined) overrides.requireAllThings = values["require-all"];
-  if (values["token-file"] !== undefined) {
-    overrides.auth = { tokenFile: resolve(String(values["token-file"])) };
-  }
-  if (values.mdns && values["no-mdns"])
-    throw new ConfigError("--mdns", "give --mdns or --no-mdns, not both");
-  if (values.mdns !== undefined) overrides.mdns = true;
-  if (values["no-mdns"] !== undefined) overrides.mdns = false;
-  // A flag keeps the config file's other directory and MQTT settings (token, prefix, …).
-  if (values.directory !== undefined) {
-    overrides.directory = { ...config.directory, url: values.directory };
-  }
-  if (values.mqtt !== undefined) overrides.mqtt = { ...config.mqtt, url: values.mqtt };
-  if (values["log-level"] !== undefined) overrides.logLevel = values["log-level"];
-  if (values["log-format"] !== undefined) overrides.logFormat = values["log-format"];
+  const flags = parseServeFlags(args);
+  if (flags.help) return { config: { things: {} }, baseDir: process.cwd(), help: true };
+  // The file is read as JSON and validated once, with the flags laid over it.
+  const { raw, baseDir, source } = flags.configFile
+    ? await readConfigJson(flags.configFile)
+    : {
+        raw: (await import("./default-config.js")).defaultConfig(),
+        baseDir: process.cwd(),
+        source: undefined,
+      };
+  const merged = mergeOverrides(raw, flags.overrides);
   return {
-    config: validateConfig({ ...config, ...overrides }),
+    config: validateConfig(merged, {
+      source,
+      flags: flags.flagsByKey,
+      ...(flags.configFile ? { file: raw } : {}),
+    }),
     baseDir,
-    help: values.help === true,
+    help: false,
   };
+}
+
+/** The config with the flags' values laid over it, objects merged key by key. */
+function mergeOverrides(base: unknown, overrides: Record<string, unknown>): unknown {
+  if (typeof base !== "object" || base === null || Array.isArray(base)) return overrides;
+  const merged: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [key, value] of Object.entries(overrides)) {
+    const current = merged[key];
+    merged[key] =
+      typeof value === "object" && value !== null && !Array.isArray(value)
+        ? mergeOverrides(current, value as Record<string, unknown>)
+        : value;
+  }
+  return merged;
 }
 
 /** The bearer token: LABTHINGS_TOKEN, else the config's `auth.tokenFile`; none means no authentication. */
@@ -151,20 +104,32 @@ async function networkOptions(
   };
 }
 
-function flagInteger(flag: string, value: unknown): number {
-  const number = Number(value);
-  if (!Number.isInteger(number)) throw new ConfigError(flag, `'${value}' is not a whole number`);
-  return number;
-}
-
 /** `labthings-ts serve`: load, start, listen, and shut down cleanly on SIGINT/SIGTERM. */
 export async function serve(args: string[]): Promise<void> {
-  const startedAt = performance.now();
-  const { config, baseDir, help } = await resolveServeConfig(args);
-  if (help) {
-    console.log(SERVE_USAGE);
-    return;
+  // Known before the config is: a mistake in it shows its stack at --log-level debug too.
+  let debug = /^(debug|trace)$/.test(flagValue(args, "--log-level") ?? "");
+  try {
+    const startedAt = performance.now();
+    const { config, baseDir, help } = await resolveServeConfig(args);
+    if (help) {
+      console.log(SERVE_USAGE);
+      return;
+    }
+    debug = config.logLevel === "debug" || config.logLevel === "trace";
+    await run(config, baseDir, startedAt);
+  } catch (error) {
+    reportFailure(error, { debug });
   }
+}
+
+/** The value after `flag` (`--log-level debug` or `--log-level=debug`), if given. */
+function flagValue(args: string[], flag: string): string | undefined {
+  const at = args.indexOf(flag);
+  if (at >= 0) return args[at + 1];
+  return args.find((arg) => arg.startsWith(`${flag}=`))?.slice(flag.length + 1);
+}
+
+async function run(config: ServerConfig, baseDir: string, startedAt: number): Promise<void> {
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   const authToken = await readToken(config, baseDir);
   const entries = await loadThings(config, baseDir);
@@ -207,7 +172,8 @@ export async function serve(args: string[]): Promise<void> {
     },
     async ({ signal, err }) => {
       if (err) logger.error({ err }, "fatal error, shutting down");
-      else logger.info({ signal }, "shutting down");
+      // For log collectors; a person sees the one closing line below.
+      else logger.info(debugForPeople({ signal }), "shutting down");
       const report = await server.close();
       const clean =
         !err &&
@@ -216,8 +182,13 @@ export async function serve(args: string[]): Promise<void> {
         report.failedThings.length === 0 &&
         !report.forced;
       const summary = { ...report, durationMs: Math.round(report.durationMs) };
-      if (clean) logger.info(summary, "shut down cleanly");
-      else logger.error(summary, "shut down with problems");
+      const after = signal ? ` (${signal})` : "";
+      if (clean) {
+        logger.info(
+          brief(summary, `shut down cleanly in ${summary.durationMs} ms${after}`),
+          "shut down cleanly",
+        );
+      } else logger.error(summary, "shut down with problems");
       // close-with-grace exits 0 when this resolves, 1 when it throws.
       if (!clean) throw new Error("unclean shutdown");
     },
@@ -233,8 +204,15 @@ export async function serve(args: string[]): Promise<void> {
       `serving without ${[...server.registry.failed.keys()].join(", ")}: failed to start (their URLs answer 503)`,
     );
   }
+  const docs = `${url}/docs`;
   logger.info(
-    { url, things: server.registry.names, startupMs: Math.round(performance.now() - startedAt) },
-    `listening on ${url}/`,
+    brief({
+      url,
+      dashboard: `${url}/`,
+      docs,
+      things: server.registry.names,
+      startupMs: Math.round(performance.now() - startedAt),
+    }),
+    `listening on ${url}/ — open it for the dashboard; API docs at ${docs}`,
   );
 }

@@ -1,12 +1,13 @@
 import { register } from "node:module";
 import { extname } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import type { TSchema } from "@sinclair/typebox";
 import { ConfigError, ThingLifecycleError } from "../errors.js";
-import { describeFieldErrors, SchemaValidator } from "../model/schema-validator.js";
+import { SchemaValidator } from "../model/schema-validator.js";
 import { isThing, type Thing } from "../model/thing.js";
 import { errorMessage } from "../runtime/settle.js";
 import type { ThingEntry } from "../runtime/thing-registry.js";
+import { configProblems } from "./config-problems.js";
 import type { ServerConfig } from "./config-schema.js";
 import { resolveConfigPath } from "./load-config.js";
 
@@ -92,12 +93,9 @@ export async function loadThings(config: ServerConfig, baseDir: string): Promise
     try {
       module = await importModule(specifier);
     } catch (error) {
-      throw new ThingLifecycleError(
-        name,
-        "load",
-        `cannot import ${specifier}: ${errorMessage(error)}`,
-        { cause: error },
-      );
+      throw new ThingLifecycleError(name, "load", importFailure(spec.class, specifier, error), {
+        cause: error,
+      });
     }
     const cls = module[exportName] as ThingConstructor | undefined;
     if (typeof cls !== "function" || !isThing(cls.prototype)) {
@@ -110,14 +108,8 @@ export async function loadThings(config: ServerConfig, baseDir: string): Promise
     }
     const options = spec.options ?? {};
     if (cls.options) {
-      const errors = validator.check(cls.options, options, "");
-      if (errors.length > 0) {
-        const first = errors[0]!;
-        const key = ["things", name, "options", ...first.field.split("/").filter(Boolean)].join(
-          ".",
-        );
-        throw new ConfigError(key, `${first.message} (${describeFieldErrors(errors)})`);
-      }
+      const problems = configProblems(validator, cls.options, options, ["things", name, "options"]);
+      if (problems.length > 0) throw new ConfigError(problems);
     }
     let thing: Thing;
     try {
@@ -137,3 +129,40 @@ export async function loadThings(config: ServerConfig, baseDir: string): Promise
   }
   return entries;
 }
+
+/**
+ * Why a Thing's module did not import, in one line a person can act on: a missing file
+ * or package named as the config wrote it, a syntax error with its place, anything else
+ * with the first line of its message and the place in the module it came from. The full
+ * error stays the cause (the CLI prints its stack at `--log-level debug`).
+ */
+function importFailure(written: string, specifier: string, error: unknown): string {
+  const { code, message = String(error), stack = "" } = error as NodeJS.ErrnoException;
+  const module = written.split("#")[0]!;
+  if (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") {
+    const missing = /Cannot find (?:module|package) '([^']+)'/.exec(message)?.[1];
+    if (
+      specifier.startsWith("file:") &&
+      (!missing || specifier.endsWith(missing.split("/").pop()!))
+    )
+      return `${module} does not exist (looked for ${fileURLToPath(specifier)})`;
+    if (missing && !missing.startsWith("/") && !missing.startsWith("file:"))
+      return `${module} imports '${missing}', which is not installed (npm install ${missing})`;
+    return `${module}: ${firstLine(message).replace(/ imported from .*$/, "")}`;
+  }
+  // esbuild (through tsx): "Transform failed with 1 error:\n/path/x.ts:3:10: ERROR: …"
+  const transform = /^(\S+:\d+:\d+): ERROR: (.*)$/m.exec(message);
+  if (transform) return `${module} does not compile: ${transform[2]} (${transform[1]})`;
+  const place = stack
+    .split("\n")
+    .find(
+      (line) =>
+        specifier.startsWith("file:") &&
+        (line.includes(specifier) || line.includes(fileURLToPath(specifier))),
+    );
+  const location = place && /((?:file:\/\/)?\/[^\s()]+:\d+:\d+)/.exec(place)?.[1];
+  const at = location ? ` (at ${location.replace(/^file:\/\//, "")})` : "";
+  return `${module} failed while importing: ${firstLine(message)}${at}`;
+}
+
+const firstLine = (text: string) => text.split("\n").find((line) => line.trim() !== "") ?? text;

@@ -75,12 +75,18 @@ export class ActionView {
       h("div", { class: "action-buttons" }, h("button", { type: "submit" }, this.#title)),
       this.#message,
     );
+    // Collapsed to its title until opened: a panel of many actions stays short. Its
+    // invocations stay in sight below the title, each one line once finished.
     this.element = h(
       "div",
       { class: "action", "data-action": name },
-      h("h4", {}, this.#title, " ", h("span", { class: "name" }, name)),
-      affordance.description ? h("p", { class: "hint" }, affordance.description) : null,
-      form,
+      h(
+        "details",
+        { class: "action-form" },
+        h("summary", {}, h("strong", {}, this.#title), " ", h("span", { class: "name" }, name)),
+        affordance.description ? h("p", { class: "hint" }, affordance.description) : null,
+        form,
+      ),
       this.#invocations,
     );
   }
@@ -128,7 +134,7 @@ export class ActionView {
       await this.run(input);
     } catch (error) {
       if (error instanceof HttpError && error.status === 400 && this.#field) {
-        this.#field.showProblems(serverProblems(error.problem, this.name));
+        this.#field.showProblems(serverProblems(error.problem));
         this.#field.focusFirstProblem();
       }
       this.#say(`Not started: ${errorText(error)}`, "problem");

@@ -1,22 +1,34 @@
 /**
- * One action invocation on the page: its status, a progress bar with the action's
- * message, the live log, a cancel button while it runs, and when it ends its output —
- * JSON, or for a blob a download link and, for images, the picture itself.
+ * One action invocation on the page. While it runs: its status, a progress bar with the
+ * action's message, the live log and a Cancel button. When it ends it collapses to one
+ * line (a `<details>` summary) that says the result once — a summary sentence, the
+ * output in short, the blob's name, or why it failed — and opens to the log, the full
+ * output (JSON, or a blob's download link and picture) and the last progress message.
  */
 import { InvocationCancelledError } from "../client/client-errors.js";
 import type { InvocationHandle, InvocationUpdate } from "../client/invocation-handle.js";
 import type { ThingClient } from "../client/thing-client.js";
-import { errorText, h, isPlainObject } from "./dom.js";
+import { errorText, formatValue, h, isPlainObject } from "./dom.js";
 import type { JsonSchema } from "./schema-check.js";
 
 /** Log lines kept on the page per invocation (the server keeps at most 200 too). */
 const MAX_LOG_LINES = 200;
+/** Longest output shown in the one-line summary; the whole output is inside. */
+const SUMMARY_CHARS = 80;
 
 /** A blob the action returned, as `{ href, mediaType, size }`. */
 interface BlobReference {
   href: string;
   mediaType?: string;
   size?: number;
+}
+
+/** A downloaded blob, ready for the page: an object URL, a file name and its size. */
+export interface DownloadedOutput {
+  url: string;
+  name: string;
+  mediaType: string;
+  size: number;
 }
 
 function blobReference(output: unknown, schema: JsonSchema | undefined): BlobReference | undefined {
@@ -45,18 +57,32 @@ function fileExtension(mediaType: string): string {
   return known[mediaType] ?? "bin";
 }
 
-function formatBytes(size: number): string {
+export function formatBytes(size: number): string {
   if (size < 1024) return `${size} B`;
   if (size < 1024 * 1024) return `${(size / 1024).toFixed(1)} kB`;
   return `${(size / 1024 / 1024).toFixed(1)} MB`;
 }
 
+const STATUS_WORDS: Record<string, string> = {
+  sending: "sending…",
+  pending: "waiting",
+  running: "running",
+  completed: "done",
+  failed: "failed",
+  cancelled: "cancelled",
+};
+
+const FINAL = new Set(["completed", "failed", "cancelled"]);
+
 export class InvocationView {
-  readonly element: HTMLElement;
+  readonly element: HTMLDetailsElement;
   readonly #client: ThingClient;
+  readonly #title: string;
   readonly #outputSchema: JsonSchema | undefined;
   readonly #describeOutput: ((output: unknown) => string) | undefined;
+  readonly #takeBlob: ((blob: DownloadedOutput) => void) | undefined;
   readonly #status: HTMLElement;
+  readonly #result: HTMLElement;
   readonly #progress: HTMLProgressElement;
   readonly #percent: HTMLElement;
   readonly #message: HTMLElement;
@@ -71,13 +97,18 @@ export class InvocationView {
     title: string;
     /** The action's output schema (a blob's `contentMediaType` is read from it). */
     output?: JsonSchema | undefined;
-    /** A one-line summary instead of the output as JSON. */
+    /** A one-line summary of the output, said instead of the output itself. */
     describeOutput?: (output: unknown) => string;
+    /** Where a blob output goes (e.g. a gallery) instead of into this view. */
+    takeBlob?: (blob: DownloadedOutput) => void;
   }) {
     this.#client = options.client;
+    this.#title = options.title;
     this.#outputSchema = options.output;
     this.#describeOutput = options.describeOutput;
-    this.#status = h("span", { class: "status" }, "sending…");
+    this.#takeBlob = options.takeBlob;
+    this.#status = h("span", { class: "status" }, STATUS_WORDS.sending!);
+    this.#result = h("span", { class: "result" });
     this.#progress = h("progress", { max: 1, "aria-label": `${options.title} progress` });
     this.#percent = h("span", { class: "percent" });
     this.#message = h("span", { class: "progress-message muted" });
@@ -89,17 +120,24 @@ export class InvocationView {
     this.#log = h("ol", { class: "log", role: "log", "aria-label": `${options.title} log` });
     this.#output = h("div", { class: "output-area" });
     this.element = h(
-      "div",
-      { class: "invocation", "data-status": "sending" },
+      "details",
+      { class: "invocation", "data-status": "sending", open: true },
+      h(
+        "summary",
+        { class: "invocation-summary" },
+        h("strong", {}, options.title),
+        " ",
+        this.#status,
+        this.#result,
+      ),
       h(
         "div",
         { class: "progress-row" },
-        this.#status,
         this.#progress,
         this.#percent,
+        this.#message,
         this.#cancel,
       ),
-      this.#message,
       this.#log,
       this.#output,
     );
@@ -119,14 +157,14 @@ export class InvocationView {
     });
     try {
       const output = await handle.result();
-      this.#setStatus("completed");
       await this.#showOutput(output);
+      this.#setStatus("completed");
       return output;
     } catch (error) {
       if (error instanceof InvocationCancelledError) this.#setStatus("cancelled");
       else {
-        this.#setStatus(handle.finished ? handle.status : "failed");
         this.showError(error);
+        this.#setStatus(handle.finished ? handle.status : "failed");
       }
       return undefined;
     }
@@ -134,7 +172,8 @@ export class InvocationView {
 
   /** A status, progress or log update of the invocation. */
   update(update: InvocationUpdate): void {
-    this.#setStatus(update.status);
+    // The final status is set by follow(), once the result is on the page.
+    if (!FINAL.has(update.status)) this.#setStatus(update.status);
     if (update.fraction !== undefined) {
       this.#progress.value = update.fraction;
       this.#percent.textContent = `${Math.round(update.fraction * 100)} %`;
@@ -168,7 +207,10 @@ export class InvocationView {
   }
 
   showError(error: unknown): void {
-    this.#output.replaceChildren(h("p", { class: "problem", role: "alert" }, errorText(error)));
+    const text = errorText(error);
+    this.#result.textContent = ` — ${text}`;
+    this.#result.className = "result problem";
+    this.#output.replaceChildren(h("p", { class: "problem", role: "alert" }, text));
     if (!this.#handle) this.#setStatus("failed");
   }
 
@@ -180,15 +222,17 @@ export class InvocationView {
 
   #setStatus(status: string): void {
     this.element.dataset.status = status;
-    this.#status.textContent = status;
-    const live = status === "pending" || status === "running";
+    this.#status.textContent = STATUS_WORDS[status] ?? status;
+    const live = status === "pending" || status === "running" || status === "sending";
     this.#cancel.disabled = !live || this.#handle === undefined;
-    this.#cancel.hidden = !live && status !== "sending";
+    this.#cancel.hidden = !live;
     if (status === "completed" && this.#progress.value < 1 && this.#percent.textContent === "") {
       this.#progress.value = 1;
     }
     if (!live && status !== "completed" && this.#percent.textContent === "")
       this.#progress.hidden = true;
+    // Finished: one line. The result is in the summary; the details stay one click away.
+    if (!live) this.element.open = false;
   }
 
   async #showOutput(output: unknown): Promise<void> {
@@ -197,24 +241,32 @@ export class InvocationView {
       await this.#showBlob(blob);
       return;
     }
-    if (output === undefined || this.#describeOutput) {
-      const summary = output === undefined ? "Done." : this.#describeOutput!(output);
-      this.#output.replaceChildren(h("p", { class: "ok" }, summary));
+    if (output === undefined) return;
+    if (this.#describeOutput) {
+      this.#result.textContent = ` — ${this.#describeOutput(output)}`;
       return;
     }
+    const short = formatValue(output);
+    this.#result.textContent = ` — ${short.length > SUMMARY_CHARS ? `${short.slice(0, SUMMARY_CHARS - 1)}…` : short}`;
     this.#output.replaceChildren(
       h("pre", { class: "output", "aria-label": "Output" }, JSON.stringify(output, null, 2)),
     );
   }
 
   async #showBlob(reference: BlobReference): Promise<void> {
-    this.#output.replaceChildren(h("p", { class: "muted" }, "Downloading the output…"));
+    this.#result.textContent = " — downloading the output…";
     const { bytes, mediaType } = await this.#client.downloadBlob(reference);
     const type = mediaType.split(";")[0]!.trim();
     // A copy into a fresh ArrayBuffer: Blob wants ArrayBuffer-backed views.
     const url = URL.createObjectURL(new Blob([new Uint8Array(bytes)], { type }));
-    this.#objectUrls.push(url);
     const name = `${this.#handle?.action ?? "output"}-${this.#handle?.id?.slice(0, 8) ?? "result"}.${fileExtension(type)}`;
+    this.#result.textContent = ` — ${name} (${formatBytes(bytes.length)})`;
+    if (this.#takeBlob) {
+      // The receiver (a gallery) owns the URL from now on.
+      this.#takeBlob({ url, name, mediaType: type, size: bytes.length });
+      return;
+    }
+    this.#objectUrls.push(url);
     const link = h(
       "a",
       { href: url, download: name, class: "download" },
@@ -227,7 +279,7 @@ export class InvocationView {
           { href: url, target: "_blank", rel: "noopener", "aria-label": `Open ${name} full size` },
           h("img", {
             src: url,
-            alt: `Output of ${this.#handle?.action ?? "the action"}`,
+            alt: `Output of ${this.#handle?.action ?? this.#title}`,
             class: "blob-image",
           }),
         )

@@ -1,16 +1,19 @@
 /**
  * The microscope, when the page finds one among the Things: a camera that streams, a
  * stage with a `position` and a `moveRelative` action, and optionally an autofocus.
- * The live view is the centre of the page: a click brings the clicked point to the
- * centre (the camera's `fieldOfView`, in stage steps, turns image fractions into a
- * move), arrow keys move by a quarter of the view, Page Up/Down focus. Beside it: the
- * live position, focus buttons, autofocus with its progress, and capture, whose JPEG
- * opens on the page with a download link.
+ * The live view is the centre of the page and stays in sight (it sticks to the top while
+ * the controls beside or below it scroll; results collapse to one line; captures go to a
+ * fixed-height gallery strip). A click brings the clicked point to the centre (the
+ * camera's `fieldOfView`, in stage steps, turns image fractions into a move); the jog
+ * pad and the arrow keys move by the chosen step, Page Up/Down focus. A scale bar comes
+ * from `fieldOfView`.
  */
 import type { AccessTokens } from "./access-tokens.js";
 import { invoke } from "./action-view.js";
-import { errorText, formatValue, h, isPlainObject } from "./dom.js";
+import { CaptureGallery } from "./capture-gallery.js";
+import { errorText, formatValue, h, isPlainObject, uid } from "./dom.js";
 import { InvocationView } from "./invocation-view.js";
+import { ScaleBar } from "./scale-bar.js";
 import type { JsonSchema } from "./schema-check.js";
 import type { StreamLink } from "./stream-view.js";
 import type { ThingPanel } from "./thing-panel.js";
@@ -23,8 +26,14 @@ export interface MicroscopeParts {
   autofocus: { panel: ThingPanel; action: string } | undefined;
 }
 
-/** Fraction of the view one arrow key moves the stage by. */
-const KEY_STEP = 0.25;
+/** Step presets in x and y, as fractions of the field of view; the second is the default. */
+const XY_STEPS = [
+  { label: "Fine", fraction: 1 / 20 },
+  { label: "¼ view", fraction: 1 / 4 },
+  { label: "1 view", fraction: 1 },
+] as const;
+/** Focus step presets in motor steps; the second is the default. */
+const Z_STEPS = [10, 100, 1000] as const;
 
 /** Find a camera (with a stream), a stage (position + moveRelative) and an autofocus. */
 export function findMicroscope(panels: ThingPanel[]): MicroscopeParts | undefined {
@@ -58,22 +67,45 @@ export function findMicroscope(panels: ThingPanel[]): MicroscopeParts | undefine
   return { stage, camera, stream, autofocus };
 }
 
+/** A row of radio buttons for step presets; returns the group and a reader of the choice. */
+function presetGroup<T>(
+  legend: string,
+  presets: readonly T[],
+  label: (preset: T) => string,
+): { element: HTMLElement; chosen: () => T } {
+  const name = uid("preset", legend);
+  const inputs = presets.map((_, i) =>
+    h("input", { type: "radio", name, value: String(i), checked: i === 1 }),
+  );
+  const element = h(
+    "fieldset",
+    { class: "presets" },
+    h("legend", {}, legend),
+    ...presets.map((preset, i) => h("label", { class: "preset" }, inputs[i]!, label(preset))),
+  );
+  return {
+    element,
+    chosen: () => presets[inputs.findIndex((input) => input.checked)] ?? presets[1]!,
+  };
+}
+
 export class MicroscopeView {
   readonly element: HTMLElement;
+  readonly gallery = new CaptureGallery();
   readonly #parts: MicroscopeParts;
   readonly #image: HTMLImageElement;
-  readonly #surface: HTMLElement;
   readonly #marker: HTMLElement;
   readonly #position: Record<"x" | "y" | "z", HTMLElement>;
   readonly #moveArea: HTMLElement;
   readonly #message: HTMLElement;
-  readonly #focusStep: HTMLInputElement;
+  readonly #xyStep: () => (typeof XY_STEPS)[number];
+  readonly #zStep: () => number;
   readonly #autofocusArea: HTMLElement;
   readonly #autofocusButton: HTMLButtonElement | undefined;
   readonly #captureArea: HTMLElement;
   readonly #captureButton: HTMLButtonElement | undefined;
+  #fieldOfView: { width: number; height: number } | undefined;
   #move: InvocationView | undefined;
-  #capture: InvocationView | undefined;
 
   constructor(parts: MicroscopeParts, tokens: AccessTokens) {
     this.#parts = parts;
@@ -86,7 +118,12 @@ export class MicroscopeView {
       draggable: "false",
     });
     this.#marker = h("span", { class: "click-marker", hidden: true, "aria-hidden": "true" });
-    this.#surface = h(
+    const fovSchema = parts.camera.client.description.properties.fieldOfView as
+      | JsonSchema
+      | undefined;
+    const unit = fovSchema?.properties?.width?.unit;
+    const scaleBar = new ScaleBar(typeof unit === "string" ? unit : "");
+    const surface = h(
       "div",
       {
         class: "view-surface",
@@ -100,6 +137,7 @@ export class MicroscopeView {
       this.#image,
       h("span", { class: "crosshair", "aria-hidden": "true" }),
       this.#marker,
+      scaleBar.element,
     );
     this.#position = {
       x: h("dd", { "data-axis": "x" }, "…"),
@@ -108,15 +146,10 @@ export class MicroscopeView {
     };
     this.#message = h("p", { class: "form-message", role: "status" });
     this.#moveArea = h("div", { class: "move-area" });
-    this.#focusStep = h("input", {
-      id: "focus-step",
-      type: "number",
-      min: 1,
-      max: 10000,
-      step: 1,
-      value: 100,
-      inputmode: "numeric",
-    });
+    const xy = presetGroup("Step", XY_STEPS, (preset) => preset.label);
+    const z = presetGroup("Focus step", Z_STEPS, (steps) => `${steps}`);
+    this.#xyStep = xy.chosen;
+    this.#zStep = z.chosen;
     const autofocus = parts.autofocus;
     this.#autofocusArea = h("div", { "data-role": "autofocus" });
     this.#autofocusButton = autofocus
@@ -127,6 +160,27 @@ export class MicroscopeView {
       ? h("button", { type: "button", onclick: () => void this.capture() }, "Capture")
       : undefined;
 
+    const jog = (label: string, text: string, move: () => Promise<void>, area: string) =>
+      h(
+        "button",
+        {
+          type: "button",
+          class: `secondary jog-${area}`,
+          "aria-label": label,
+          onclick: () => void move(),
+        },
+        text,
+      );
+    const jogPad = h(
+      "div",
+      { class: "jog-pad", role: "group", "aria-label": "Jog the stage" },
+      jog("Move up (−y)", "▲", () => this.jog(0, -1), "up"),
+      jog("Move left (−x)", "◀", () => this.jog(-1, 0), "left"),
+      jog("Move right (+x)", "▶", () => this.jog(1, 0), "right"),
+      jog("Move down (+y)", "▼", () => this.jog(0, 1), "down"),
+      jog("Focus up (+z)", "Z+", () => this.focus(1), "zup"),
+      jog("Focus down (−z)", "Z−", () => this.focus(-1), "zdown"),
+    );
     const positionList = h(
       "dl",
       { class: "position", "aria-label": "Stage position in steps" },
@@ -134,24 +188,24 @@ export class MicroscopeView {
       this.#position.x,
       h("dt", {}, "y"),
       this.#position.y,
-      h("dt", {}, "z (focus)"),
+      h("dt", {}, "z"),
       this.#position.z,
     );
     this.element = h(
       "section",
       { class: "card", "aria-labelledby": "microscope-title", id: "microscope-view" },
-      h("h2", { id: "microscope-title" }, "Microscope"),
+      h("h2", { id: "microscope-title", class: "visually-hidden" }, "Microscope"),
       h(
         "div",
         { class: "microscope" },
         h(
           "div",
           { class: "scope-view" },
-          this.#surface,
+          surface,
           h(
             "p",
             { class: "hint", id: helpId },
-            "Click the image to bring that point to the centre. With the view focused: arrow keys move by a quarter of the view, Page Up / Page Down focus.",
+            "Click the image to bring that point to the centre. With the view focused: arrow keys move by the step, Page Up / Page Down focus.",
           ),
         ),
         h(
@@ -159,9 +213,12 @@ export class MicroscopeView {
           { class: "scope-panel" },
           h(
             "section",
-            { "aria-label": "Position" },
+            { "aria-label": "Stage" },
             h("h3", {}, "Stage"),
             positionList,
+            jogPad,
+            xy.element,
+            z.element,
             this.#message,
             this.#moveArea,
           ),
@@ -169,27 +226,18 @@ export class MicroscopeView {
             "section",
             { "aria-label": "Focus" },
             h("h3", {}, "Focus"),
-            h(
-              "div",
-              { class: "button-row" },
-              h(
-                "button",
-                { type: "button", class: "secondary", onclick: () => void this.focus(1) },
-                "Focus up",
-              ),
-              h(
-                "button",
-                { type: "button", class: "secondary", onclick: () => void this.focus(-1) },
-                "Focus down",
-              ),
-            ),
-            h(
-              "div",
-              { class: "field" },
-              h("label", { for: "focus-step" }, "Focus step (motor steps)"),
-              this.#focusStep,
-            ),
-            this.#autofocusButton ? h("div", { class: "button-row" }, this.#autofocusButton) : null,
+            this.#autofocusButton
+              ? h(
+                  "div",
+                  { class: "button-row" },
+                  this.#autofocusButton,
+                  h(
+                    "span",
+                    { class: "hint" },
+                    "Blurred? Autofocus sweeps z and stops at the sharpest image.",
+                  ),
+                )
+              : null,
             this.#autofocusArea,
           ),
           this.#captureButton
@@ -202,9 +250,19 @@ export class MicroscopeView {
               )
             : null,
         ),
+        this.gallery.element,
       ),
     );
     parts.stage.properties.get("position")?.onChange((value) => this.#showPosition(value));
+    parts.camera.properties.get("fieldOfView")?.onChange((value) => {
+      scaleBar.update(value);
+      if (
+        isPlainObject(value) &&
+        typeof value.width === "number" &&
+        typeof value.height === "number"
+      )
+        this.#fieldOfView = { width: value.width, height: value.height };
+    });
   }
 
   /** Move the stage by fractions of the field of view (0.5 = half the width). */
@@ -217,14 +275,22 @@ export class MicroscopeView {
       );
       return;
     }
-    let view: unknown;
-    try {
-      view = await camera.client.readProperty("fieldOfView");
-    } catch (error) {
-      this.#say(`Cannot read the field of view: ${errorText(error)}`, "problem");
-      return;
+    let view = this.#fieldOfView;
+    if (!view) {
+      try {
+        const read = await camera.client.readProperty("fieldOfView");
+        if (
+          isPlainObject(read) &&
+          typeof read.width === "number" &&
+          typeof read.height === "number"
+        )
+          view = { width: read.width, height: read.height };
+      } catch (error) {
+        this.#say(`Cannot read the field of view: ${errorText(error)}`, "problem");
+        return;
+      }
     }
-    if (!isPlainObject(view) || typeof view.width !== "number" || typeof view.height !== "number") {
+    if (!view) {
       this.#say("The camera's fieldOfView is not { width, height }.", "problem");
       return;
     }
@@ -234,10 +300,17 @@ export class MicroscopeView {
     });
   }
 
+  /** One jog in x and/or y (−1, 0 or +1 each) by the chosen step. */
+  jog(dx: number, dy: number): Promise<void> {
+    const { fraction } = this.#xyStep();
+    return this.moveByView(dx * fraction, dy * fraction);
+  }
+
   /** Move the stage by a displacement in steps; a move started here before is cancelled first. */
   async moveBy(displacement: { x?: number; y?: number; z?: number }): Promise<void> {
     const previous = this.#move;
     if (previous?.running) await previous.cancel();
+    previous?.dispose();
     const stage = this.#parts.stage.client;
     const view = new InvocationView({
       client: stage,
@@ -247,7 +320,7 @@ export class MicroscopeView {
     });
     this.#move = view;
     this.#moveArea.replaceChildren(view.element);
-    this.#say(`Move by ${formatValue(displacement)} steps`, "muted");
+    this.#say("", "muted");
     try {
       await invoke(stage, "moveRelative", displacement, view);
     } catch (error) {
@@ -255,15 +328,9 @@ export class MicroscopeView {
     }
   }
 
-  /** Move in z by the focus step, up (+1) or down (-1). */
-  async focus(direction: 1 | -1): Promise<void> {
-    const step = Number(this.#focusStep.value);
-    if (!Number.isInteger(step) || step < 1) {
-      this.#say("The focus step must be a whole number of steps, at least 1.", "problem");
-      this.#focusStep.focus();
-      return;
-    }
-    await this.moveBy({ z: direction * step });
+  /** Move in z by the chosen focus step, up (+1) or down (-1). */
+  focus(direction: 1 | -1): Promise<void> {
+    return this.moveBy({ z: direction * this.#zStep() });
   }
 
   async autofocus(): Promise<void> {
@@ -275,7 +342,7 @@ export class MicroscopeView {
       output: undefined,
       describeOutput: (output) =>
         isPlainObject(output) && "z" in output
-          ? `In focus at z=${String(output.z)}.`
+          ? `in focus at z=${String(output.z)}`
           : formatValue(output),
     });
     this.#autofocusArea.replaceChildren(view.element);
@@ -290,16 +357,16 @@ export class MicroscopeView {
     }
   }
 
+  /** Capture a still: the invocation says it in one line, the picture goes to the gallery. */
   async capture(): Promise<void> {
     if (!this.#captureButton) return;
     const camera = this.#parts.camera.client;
-    this.#capture?.dispose();
     const view = new InvocationView({
       client: camera,
       title: "Capture",
       output: camera.description.actions.capture?.output as JsonSchema | undefined,
+      takeBlob: (blob) => this.gallery.add(blob),
     });
-    this.#capture = view;
     this.#captureArea.replaceChildren(view.element);
     this.#captureButton.disabled = true;
     try {
@@ -328,10 +395,10 @@ export class MicroscopeView {
 
   #onKey(event: KeyboardEvent): void {
     const moves: Record<string, () => Promise<void>> = {
-      ArrowLeft: () => this.moveByView(-KEY_STEP, 0),
-      ArrowRight: () => this.moveByView(KEY_STEP, 0),
-      ArrowUp: () => this.moveByView(0, -KEY_STEP),
-      ArrowDown: () => this.moveByView(0, KEY_STEP),
+      ArrowLeft: () => this.jog(-1, 0),
+      ArrowRight: () => this.jog(1, 0),
+      ArrowUp: () => this.jog(0, -1),
+      ArrowDown: () => this.jog(0, 1),
       PageUp: () => this.focus(1),
       PageDown: () => this.focus(-1),
     };

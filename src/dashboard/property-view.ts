@@ -1,13 +1,16 @@
 /**
- * One property: its live value and, when writable, a form generated from its schema.
- * The value is checked against the schema before it is sent (the message appears next
- * to the field and nothing is sent); the server's 400 Problem Details are shown the
- * same way. The form follows live changes until the person starts editing it.
+ * One property, in one compact row: its title, its live value (a number that changes also
+ * gets a short history graph) and, when writable, an inline form generated from its
+ * schema. The value is checked against the schema before it is sent (the message appears
+ * next to the field and nothing is sent); the server's 400 Problem Details are shown the
+ * same way. The form follows live changes until the person starts editing it. Only a
+ * value nobody announces changes of has a Refresh button.
  */
 import { HttpError } from "../client/client-errors.js";
 import type { ThingClient } from "../client/thing-client.js";
 import type { PropertyAffordance } from "../client/thing-description.js";
 import { errorText, formatValue, h } from "./dom.js";
+import { HistoryGraph } from "./history-graph.js";
 import { checkValue, type JsonSchema } from "./schema-check.js";
 import { collect, type SchemaField, schemaField, serverProblems } from "./schema-form.js";
 
@@ -22,6 +25,7 @@ export class PropertyView {
   readonly #form: HTMLFormElement | undefined;
   readonly #message: HTMLElement;
   readonly #listeners = new Set<(value: unknown) => void>();
+  readonly #history: HistoryGraph | undefined;
   #current: unknown;
 
   constructor(client: ThingClient, name: string, affordance: PropertyAffordance) {
@@ -36,11 +40,10 @@ export class PropertyView {
     const placeholder = affordance.writeOnly === true ? "(write-only)" : "…";
     this.#value = h("output", { class: "property-value", "aria-labelledby": titleId }, placeholder);
     this.#message = h("p", { class: "form-message", role: "status" });
-    const notes = [
-      affordance.description,
-      writable ? "" : "read-only",
-      affordance.observable ? "" : "not observable: use Refresh",
-    ].filter(Boolean);
+    const type = (affordance as JsonSchema).type;
+    if (type === "number" || type === "integer") {
+      this.#history = new HistoryGraph(title, this.#unit);
+    }
 
     if (writable) {
       // The title and description are shown once, above; the field adds the limits.
@@ -76,14 +79,25 @@ export class PropertyView {
         );
     this.element = h(
       "div",
-      { class: "property", "data-property": name },
+      {
+        class: `property ${writable ? "writable" : "read-only"}`,
+        "data-property": name,
+      },
       h(
         "div",
         { class: "property-head" },
-        h("span", { id: titleId }, h("strong", {}, title), " ", h("span", { class: "name" }, name)),
-        h("span", { class: "button-row" }, this.#value, refresh),
+        h(
+          "span",
+          { id: titleId, class: "property-title", title: affordance.description ?? "" },
+          h("strong", {}, title),
+          " ",
+          h("span", { class: "name" }, name),
+        ),
+        h("span", { class: "property-reading" }, this.#value, this.#history?.element, refresh),
       ),
-      h("p", { class: "hint" }, notes.join(" · ")),
+      affordance.description
+        ? h("p", { class: "hint property-description" }, affordance.description)
+        : null,
       this.#form ?? (affordance.observable ? null : this.#message),
     );
   }
@@ -102,6 +116,7 @@ export class PropertyView {
   update(value: unknown): void {
     this.#current = value;
     this.#value.textContent = formatValue(value, this.#unit);
+    this.#history?.add(value);
     const editing = this.#form?.contains(document.activeElement) ?? false;
     if (this.#field && !this.#field.dirty && !editing) this.#field.write(value);
     for (const listener of this.#listeners) listener(value);

@@ -336,12 +336,13 @@ export function collect(
 }
 
 /**
- * The server's 400 `errors` (fields like `/exposureTime/width`, rooted at the affordance
- * name) as problems relative to the affordance's value.
+ * The server's 400 `errors` as problems relative to the value sent. A property's fields
+ * are rooted at its name (`/resolution/width`, as in a write of several properties);
+ * give `property` to strip it. An action's fields are already relative to its input.
  */
-export function serverProblems(problem: unknown, affordance: string): SchemaProblem[] {
+export function serverProblems(problem: unknown, property?: string): SchemaProblem[] {
   if (!isPlainObject(problem) || !Array.isArray(problem.errors)) return [];
-  const root = `/${pointer(affordance)}`;
+  const root = property === undefined ? "/" : `/${pointer(property)}`;
   return problem.errors.flatMap((error: unknown) => {
     if (!isPlainObject(error) || typeof error.message !== "string") return [];
     const field = typeof error.field === "string" ? error.field : "";

@@ -77,9 +77,8 @@ export class ThingPanel {
         this.properties.size > 0
           ? h(
               "div",
-              {},
-              h("h3", {}, "Properties"),
-              ...[...this.properties.values()].map((p) => p.element),
+              { class: "property-groups" },
+              ...propertyGroups(td.properties, this.properties),
             )
           : null,
         this.actions.size > 0
@@ -139,4 +138,30 @@ export class ThingPanel {
     this.#status.textContent = text;
     this.#status.hidden = false;
   }
+}
+
+/** Properties in two groups: what the Thing reports (read-only), then what can be set. */
+function propertyGroups(
+  affordances: Record<string, { readOnly?: boolean }>,
+  views: ReadonlyMap<string, PropertyView>,
+): HTMLElement[] {
+  const groups: HTMLElement[] = [];
+  for (const [title, readOnly] of [
+    ["Readings", true],
+    ["Settings", false],
+  ] as const) {
+    const members = [...views].filter(
+      ([name]) => (affordances[name]?.readOnly === true) === readOnly,
+    );
+    if (members.length === 0) continue;
+    groups.push(
+      h(
+        "div",
+        { class: "property-group", "data-group": title.toLowerCase() },
+        h("h3", {}, title),
+        ...members.map(([, view]) => view.element),
+      ),
+    );
+  }
+  return groups;
 }

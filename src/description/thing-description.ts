@@ -3,8 +3,7 @@
  * Built from the same declarations as validation and routing, so it cannot drift.
  */
 import type { TSchema } from "@sinclair/typebox";
-import type { ActionDeclaration } from "../model/action.js";
-import type { EventDeclaration } from "../model/event.js";
+import type { ActionDeclaration, EventDeclaration } from "../model/declarations.js";
 import type { ExposedProperty, ExposedThing } from "../runtime/exposed-thing.js";
 
 export const TD_CONTEXT = "https://www.w3.org/2022/wot/td/v1.1";

@@ -32,7 +32,9 @@ export interface ProblemDetails {
   errors?: FieldError[];
 }
 
-export { problemType } from "../problem-types.js";
+import { problemType } from "../problem-types.js";
+
+export { problemType };
 
 interface HttpishError {
   statusCode?: number;
@@ -66,7 +68,7 @@ export function toProblem(
   if (typeof status === "number" && status >= 400 && status < 500) {
     return {
       problem: {
-        type: "about:blank",
+        type: problemType(fastifyProblemKind(httpish, status)),
         title: STATUS_CODES[status] ?? "Error",
         status,
         detail: fastifyDetail(httpish),
@@ -91,6 +93,21 @@ export function toProblem(
     },
     headers,
   };
+}
+
+/** Our problem type for a refusal Fastify made while reading the request. */
+function fastifyProblemKind(error: HttpishError, status: number): string {
+  switch (error.code) {
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return "invalid-json";
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return "request-too-large";
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return "unsupported-media-type";
+    default:
+      return status === 404 ? "not-found" : "malformed-request";
+  }
 }
 
 function fastifyDetail(error: HttpishError): string {

@@ -32,7 +32,13 @@ import type { DirectoryOptions } from "../discovery/directory-registration.js";
 import { FleetSurvey } from "../discovery/fleet-survey.js";
 import { machineLabel, reachableOrigin } from "../discovery/network-addresses.js";
 import { mdnsEnabled, NetworkPresence } from "../discovery/network-presence.js";
-import { ConfigError, NotFoundError, ThingLifecycleError, UnavailableError } from "../errors.js";
+import {
+  ConfigError,
+  ListenError,
+  NotFoundError,
+  ThingLifecycleError,
+  UnavailableError,
+} from "../errors.js";
 import { BlobStore } from "../runtime/blob-store.js";
 import { InvocationManager } from "../runtime/invocation-manager.js";
 import { ObservationHub } from "../runtime/observation-hub.js";
@@ -280,7 +286,7 @@ export class ThingServer {
       this.#app = await this.#buildApp();
       this.#trackSockets(this.#app);
       const host = this.#options.host ?? DEFAULTS.host;
-      await this.#app.listen({ host, port: this.#options.port ?? DEFAULTS.port });
+      await this.#listen(this.#app, host, this.#options.port ?? DEFAULTS.port);
       const address = this.#app.server.address();
       const port = typeof address === "object" && address ? address.port : this.#options.port;
       this.#url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
@@ -290,6 +296,24 @@ export class ThingServer {
       await this.registry.stopAll(timeoutMs);
       await this.#app?.close();
       throw error;
+    }
+  }
+
+  /** Listen, without Fastify's own "Server listening" line (whoever starts us says where). */
+  async #listen(app: FastifyInstance, host: string, port: number): Promise<void> {
+    const log = app.log as Logger;
+    const level = log.level;
+    log.level = level === "silent" || log.levelVal > 30 ? level : "warn";
+    try {
+      await app.listen({ host, port });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+        throw new ListenError(host, port, code, { cause: error });
+      }
+      throw error;
+    } finally {
+      log.level = level;
     }
   }
 
@@ -397,7 +421,8 @@ export class ThingServer {
 
   async #buildApp(): Promise<FastifyInstance> {
     const app = Fastify({
-      loggerInstance: this.logger as FastifyBaseLogger,
+      // A child, so the quiet listen (#listen) can lower its level without touching ours.
+      loggerInstance: this.logger.child({}) as FastifyBaseLogger,
       logController: new QuietRequestLog(),
       bodyLimit: this.#limits.bodyBytes,
       requestTimeout: this.#limits.requestTimeoutMs,
@@ -517,7 +542,7 @@ export class ThingServer {
           longLived: this.longLived,
           logger: this.logger,
         });
-        await registerDocsPages(api);
+        await registerDocsPages(api, this.#prefix);
         registerFleetRoutes(api, () => this.#fleet, context);
       },
       { prefix: this.#prefix },

@@ -90,20 +90,6 @@ export type ActionMethod<This, I, O> = (
   context: ActionContext,
 ) => Promise<OutputOf<O>> | OutputOf<O>;
 
-export interface ActionDeclaration {
-  readonly kind: "action";
-  readonly name: string;
-  readonly member: string;
-  readonly input?: TSchema;
-  readonly output?: TSchema;
-  readonly title?: string;
-  readonly description?: string;
-  readonly synchronous: boolean;
-  readonly lock?: { name: string; waitMs?: number };
-  readonly safe: boolean;
-  readonly idempotent: boolean;
-}
-
 /**
  * Declare an action: a method taking its (validated) input and an ActionContext.
  * Invocations run concurrently, can be cancelled (the context's `signal`), report

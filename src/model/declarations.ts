@@ -5,8 +5,6 @@
  */
 import type { TSchema } from "@sinclair/typebox";
 import { ThingDefinitionError } from "../errors.js";
-import type { ActionDeclaration } from "./action.js";
-import type { EventDeclaration } from "./event.js";
 
 // Node 20 has no Symbol.metadata; TypeScript's and esbuild's decorator helpers both
 // pick this one up (esbuild falls back to the same registered symbol).
@@ -34,6 +32,32 @@ export interface PropertyDeclaration {
   readonly lock?: string;
   /** Persisted per Thing under the settings directory (`@setting`). */
   readonly setting: boolean;
+}
+
+/** An action (`@action`): a method taking its validated input and an ActionContext. */
+export interface ActionDeclaration {
+  readonly kind: "action";
+  readonly name: string;
+  readonly member: string;
+  readonly input?: TSchema;
+  readonly output?: TSchema;
+  readonly title?: string;
+  readonly description?: string;
+  readonly synchronous: boolean;
+  readonly lock?: { name: string; waitMs?: number };
+  readonly safe: boolean;
+  readonly idempotent: boolean;
+}
+
+/** An event (`@event`): a ThingEvent field whose emissions are validated against `data`. */
+export interface EventDeclaration {
+  readonly kind: "event";
+  readonly name: string;
+  readonly member: string;
+  /** JSON Schema of the event's data; none means events carry no data. */
+  readonly data?: TSchema;
+  readonly title?: string;
+  readonly description?: string;
 }
 
 /** An MJPEG stream: not a WoT affordance but a TD link; its name shares the namespace. */

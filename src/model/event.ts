@@ -4,16 +4,6 @@ import { declareAffordance, memberName } from "./declarations.js";
 import type { Thing } from "./thing.js";
 import { emitEvent } from "./thing.js";
 
-export interface EventDeclaration {
-  readonly kind: "event";
-  readonly name: string;
-  readonly member: string;
-  /** JSON Schema of the event's data; none means events carry no data. */
-  readonly data?: TSchema;
-  readonly title?: string;
-  readonly description?: string;
-}
-
 export interface EventOptions<S extends TSchema | undefined> {
   /** JSON Schema of the data each event carries (validated when emitted). */
   data?: S;

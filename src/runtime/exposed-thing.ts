@@ -8,10 +8,14 @@ import {
   ThingDefinitionError,
   ThingFailureError,
 } from "../errors.js";
-import type { ActionDeclaration } from "../model/action.js";
-import type { PropertyDeclaration, StreamDeclaration, ThingClass } from "../model/declarations.js";
+import type {
+  ActionDeclaration,
+  EventDeclaration,
+  PropertyDeclaration,
+  StreamDeclaration,
+  ThingClass,
+} from "../model/declarations.js";
 import { affordancesOf } from "../model/declarations.js";
-import type { EventDeclaration } from "../model/event.js";
 import type { ThingLogger } from "../model/logger.js";
 import { silentLogger } from "../model/logger.js";
 import { MjpegStream } from "../model/mjpeg-stream.js";

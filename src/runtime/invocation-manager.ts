@@ -13,7 +13,8 @@ import {
   NotFoundError,
   UnavailableError,
 } from "../errors.js";
-import { type ActionDeclaration, BlobOutput } from "../model/action.js";
+import { BlobOutput } from "../model/action.js";
+import type { ActionDeclaration } from "../model/declarations.js";
 import type { ThingLogger } from "../model/logger.js";
 import type { SchemaValidator } from "../model/schema-validator.js";
 import { describeFieldErrors } from "../model/schema-validator.js";
@@ -82,7 +83,8 @@ export class InvocationManager {
     const declaration = exposed.action(actionName);
     if (declaration.input) {
       if (input === undefined && optionalObject(declaration.input)) input = {};
-      const errors = this.#options.validator.check(declaration.input, input, actionName);
+      // Paths are relative to the input (`/x`), the value the caller sent.
+      const errors = this.#options.validator.check(declaration.input, input, "");
       if (errors.length > 0) {
         throw new InvalidInputError(
           `invalid input for action '${exposed.name}/${actionName}': ${describeFieldErrors(errors)}`,
@@ -91,7 +93,7 @@ export class InvocationManager {
       }
     } else if (input !== undefined && input !== null && !isEmptyObject(input)) {
       throw new InvalidInputError(`action '${exposed.name}/${actionName}' takes no input`, [
-        { field: `/${actionName}`, rule: "noInput", message: "must be empty" },
+        { field: "/", rule: "noInput", message: "must be empty" },
       ]);
     }
     const unavailable = unavailableReason(exposed.thing);

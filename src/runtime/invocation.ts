@@ -1,5 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
-import type { ActionContext, ActionDeclaration } from "../model/action.js";
+import type { ActionContext } from "../model/action.js";
+import type { ActionDeclaration } from "../model/declarations.js";
 import type { LogFn, ThingLogger } from "../model/logger.js";
 import { randomFlatUuid } from "./flat-uuid.js";
 
@@ -320,7 +321,10 @@ export class InvocationContext implements ActionContext {
     const invocation = this.#invocation;
     this.#progress ??= (fraction, message) => {
       invocation.progress = {
-        ...(fraction === undefined ? {} : { fraction: Math.max(0, Math.min(1, fraction)) }),
+        // NaN or Infinity (a division by zero in the action) means "unknown", not null.
+        ...(fraction === undefined || Number.isNaN(fraction)
+          ? {}
+          : { fraction: readableFraction(fraction) }),
         ...(message === undefined ? {} : { message }),
       };
       invocation.changed();
@@ -393,4 +397,12 @@ function frameOf(stack: string): LogRecordOrigin | undefined {
     if (match) return { filename: match[1]!.split(/[\\/]/).pop()!, lineno: Number(match[2]) };
   }
   return undefined;
+}
+
+/**
+ * A progress fraction as a person reads it: clamped to 0..1 and rounded to 0.1 %
+ * (`0.27612944000000184` → `0.276`), so clients never show float noise.
+ */
+export function readableFraction(fraction: number): number {
+  return Math.round(Math.max(0, Math.min(1, fraction)) * 1000) / 1000;
 }

@@ -201,3 +201,69 @@ export async function listeningUrl(cli: Cli): Promise<string> {
   expect(typeof line.url).toBe("string");
   return line.url as string;
 }
+
+export interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** Milliseconds from the spawn to the end. */
+  ms: number;
+}
+
+/**
+ * Start any command (registered for `killAll`); `finished` resolves once it has exited
+ * and its output is read, with its exit, what it printed and how long it took.
+ */
+export function startProcess(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): { child: ChildProcess; finished: Promise<Finished> } {
+  const started = performance.now();
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  trackChild(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const finished = new Promise<Finished>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code, signal) =>
+      resolve({ code, signal, stdout, stderr, ms: performance.now() - started }),
+    );
+  });
+  return { child, finished };
+}
+
+/** Run any command to its end, bounded (default WAIT_MS). */
+export function runProcess(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; ms?: number } = {},
+): Promise<Finished> {
+  const { finished } = startProcess(command, args, options);
+  return within(finished, `${command} ${args.join(" ")} to exit`, options.ms);
+}
+
+/**
+ * Run `labthings-ts …args` (any command, no flags added) to its end, bounded: its exit
+ * code and everything it printed. For commands expected to finish on their own.
+ */
+export function runCli(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<Finished> {
+  return runProcess(process.execPath, [CLI, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, NO_COLOR: "1", LABTHINGS_TOKEN: "", ...options.env },
+  });
+}
