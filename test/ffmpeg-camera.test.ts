@@ -402,7 +402,7 @@ describe("FfmpegCamera in the dashboard, with the simulated stage and autofocus 
         .click();
       await page.waitForFunction(
         () =>
-          (document.querySelector('[data-role="capture"] img.blob-image') as HTMLImageElement)
+          (document.querySelector('[data-role="gallery"] li img') as HTMLImageElement)
             ?.naturalWidth === 320,
         undefined,
         { timeout: 15_000 },
