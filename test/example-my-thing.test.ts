@@ -129,7 +129,7 @@ describe("MyThing served from examples/labthings-fastapi/config.json by the CLI"
     // Required arguments missing: refused before anything runs.
     await expect(example.call("anaction", { repeats: 3 })).rejects.toThrow(
       new FailedToInvokeActionError(
-        "Error when invoking action anaction: invalid input for action 'example/anaction': /anaction/undocumented must have required property 'undocumented' (required)",
+        "Error when invoking action anaction: invalid input for action 'example/anaction': / must have required property 'undocumented' (required)",
       ),
     );
   });

@@ -13,7 +13,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { Autofocus, SimulatedCamera, SimulatedStage } from "../examples/microscope/index.js";
-import type { ActionStatus } from "../src/index.js";
+import { type ActionStatus, action, property, Thing, Type } from "../src/index.js";
 import { invoke, pollStatus } from "./support/actions-http.js";
 import { getJson, putJson } from "./support/json-http.js";
 import { RecordingWebSocket } from "./support/observation-clients.js";
@@ -157,11 +157,11 @@ describe("labthings-fastapi's ThingClient against the microscope", () => {
     const invocationsBefore = suite.server.invocations.size;
     await expect(stage.call("moveRelative", { x: "far" })).rejects.toThrow(
       new FailedToInvokeActionError(
-        "Error when invoking action moveRelative: invalid input for action 'stage/moveRelative': /moveRelative/x must be integer (type)",
+        "Error when invoking action moveRelative: invalid input for action 'stage/moveRelative': /x must be integer (type)",
       ),
     );
     await expect(autofocus.call("run", { steps: 2 })).rejects.toThrow(
-      /^Error when invoking action run: invalid input .*\/run\/steps must be >= 3 \(minimum\)/,
+      /^Error when invoking action run: invalid input .*: \/steps must be >= 3 \(minimum\)/,
     );
     expect(suite.server.invocations.size).toBe(invocationsBefore);
     expect(await position()).toEqual(before);
@@ -255,8 +255,20 @@ describe("labthings-fastapi's ThingClient with a bearer token", () => {
   });
 });
 
+/** A computed property that is not declared observable: its websocket observation is refused. */
+class Clock extends Thing {
+  @property({ schema: Type.Number(), readOnly: true })
+  get uptime() {
+    return process.uptime();
+  }
+
+  @action()
+  tick(): void {}
+}
+
 describe("labthings-fastapi's websocket sequences (its tests/test_websocket.py) on the microscope", () => {
-  const suite = serveDuringSuite(microscope);
+  // Every microscope property is observable, so a small Thing beside it has one that is not.
+  const suite = serveDuringSuite(() => [...microscope(), { name: "clock", thing: new Clock() }]);
   const ws = (thing: string) =>
     RecordingWebSocket.open(`${suite.base.replace("http", "ws")}/${thing}/ws`);
   type Message = Record<string, unknown> & { messageType?: string; data?: Record<string, unknown> };
@@ -301,12 +313,12 @@ describe("labthings-fastapi's websocket sequences (its tests/test_websocket.py) 
   });
 
   it("unknown or unobservable names get upstream's error responses; the socket stays open", async () => {
-    const socket = await ws("stage");
+    const socket = await ws("clock");
     const refusals: [string, string, string, string][] = [
-      ["addPropertyObservation", "travelRange", "403", "Not Observable"], // computed
+      ["addPropertyObservation", "uptime", "403", "Not Observable"], // computed
       ["addPropertyObservation", "missing", "404", "Not Found"],
-      ["addPropertyObservation", "moveRelative", "404", "Not Found"], // an action
-      ["addActionObservation", "speed", "404", "Not Found"], // a property
+      ["addPropertyObservation", "tick", "404", "Not Found"], // an action
+      ["addActionObservation", "uptime", "404", "Not Found"], // a property
       ["addActionObservation", "missing", "404", "Not Found"],
     ];
     for (const [messageType, name] of refusals)

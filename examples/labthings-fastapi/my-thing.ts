@@ -25,6 +25,7 @@ const AnactionInput = Type.Object(
   { additionalProperties: false },
 );
 
+// #region inputs
 const MakeADictInput = Type.Object(
   {
     extra_key: Type.Optional(Type.Union([Type.String(), Type.Null()])),
@@ -40,8 +41,10 @@ const SlowlyIncreaseInput = Type.Object(
   },
   { additionalProperties: false },
 );
+// #endregion inputs
 
 /** An example Thing with a few affordances. */
+// #region properties
 export class MyThing extends Thing {
   static override title = "MyThing";
   static override description = "An example Thing with a few affordances.";
@@ -51,6 +54,7 @@ export class MyThing extends Thing {
 
   @property({ schema: Type.String(), description: "A pointless string for demo purposes." })
   accessor foo = "Example";
+  // #endregion properties
 
   @action({
     input: AnactionInput,
@@ -64,6 +68,7 @@ export class MyThing extends Thing {
     return { end_result: "finished!!" };
   }
 
+  // #region dict
   @action({
     input: MakeADictInput,
     output: Type.Record(Type.String(), Type.Union([Type.String(), Type.Null()])),
@@ -84,7 +89,9 @@ export class MyThing extends Thing {
   increment_counter(): void {
     this.counter += 1;
   }
+  // #endregion dict
 
+  // #region slow
   /** Upstream sleeps with `time.sleep`; `ctx.sleep` ends at once when cancelled. */
   @action({
     input: SlowlyIncreaseInput,
@@ -102,6 +109,7 @@ export class MyThing extends Thing {
       ctx.progress((i + 1) / increments);
     }
   }
+  // #endregion slow
 
   @action({ description: "Do something that takes no arguments." })
   action_without_arguments(): void {}
