@@ -6,8 +6,7 @@ import {
   Type,
   thingSlot,
 } from "../../src/index.js";
-import { SimulatedCamera } from "./camera.js";
-import { SimulatedStage } from "./stage.js";
+import { Camera, Stage } from "../../src/instruments/roles.js";
 
 export const AutofocusInput = Type.Object(
   {
@@ -45,8 +44,9 @@ export class Autofocus extends Thing {
   static override description =
     "Finds the focal plane by sweeping the stage in z and scoring the camera's JPEG sizes.";
 
-  @thingSlot(SimulatedCamera) accessor camera!: SimulatedCamera;
-  @thingSlot(SimulatedStage) accessor stage!: SimulatedStage;
+  // Roles, not classes: a webcam and a Sangaboard fill these as well as the simulations.
+  @thingSlot(Camera) accessor camera!: Camera;
+  @thingSlot(Stage) accessor stage!: Stage;
 
   /**
    * Autofocus scores the scene as it is when it runs: queued behind a long move or scan it
@@ -65,7 +65,8 @@ export class Autofocus extends Thing {
     const range = input.range ?? 3000;
     const steps = input.steps ?? 31;
     const start = this.stage.position.z;
-    const limit = this.stage.range.z;
+    // A stage that knows its z travel (a Sangaboard does not) bounds the sweep.
+    const limit = this.stage.range?.z ?? Number.POSITIVE_INFINITY;
     if (start - range / 2 < -limit || start + range / 2 > limit) {
       // Clamped positions would score the same place twice and bias the focus to the edge.
       throw new RangeError(

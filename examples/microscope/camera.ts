@@ -9,10 +9,10 @@ import {
   property,
   type Static,
   setting,
-  Thing,
   Type,
   thingSlot,
 } from "../../src/index.js";
+import { Camera } from "../../src/instruments/roles.js";
 import { Specimen } from "./specimen.js";
 import { SimulatedStage } from "./stage.js";
 
@@ -53,7 +53,7 @@ const MAX_BLUR_SIGMA = 25;
  * its slot): the view follows the stage's x and y and blurs with distance from a focal
  * plane in z, so autofocus has something real to find.
  */
-export class SimulatedCamera extends Thing {
+export class SimulatedCamera extends Camera {
   static override title = "Simulated camera";
   static override description =
     "A microscope camera (simulated) looking at a synthetic specimen on the stage.";

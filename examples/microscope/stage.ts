@@ -6,20 +6,12 @@ import {
   property,
   type Static,
   setting,
-  Thing,
   ThingEvent,
   Type,
 } from "../../src/index.js";
+import { type MoveOptions, Position, Stage } from "../../src/instruments/roles.js";
 
-export const Position = Type.Object(
-  {
-    x: Type.Integer({ description: "Motor steps along x" }),
-    y: Type.Integer({ description: "Motor steps along y" }),
-    z: Type.Integer({ description: "Motor steps along z (focus)" }),
-  },
-  { additionalProperties: false },
-);
-export type Position = Static<typeof Position>;
+export { type MoveOptions, Position };
 
 export const LimitReached = Type.Object(
   {
@@ -50,24 +42,19 @@ export type StageOptions = Static<typeof StageOptions>;
 /** How often a move updates `position` (and so observers and the camera's view). */
 const MOVE_TICK_MS = 20;
 
-export interface MoveOptions {
-  signal?: AbortSignal;
-  onProgress?: (fraction: number, position: Position) => void;
-}
-
 /**
  * A three-axis motorised stage, simulated. Moves take as long as the distance at
  * `speed` (axes move together); a cancelled move stops where the stage is, and
  * `position` says so.
  */
-export class SimulatedStage extends Thing {
+export class SimulatedStage extends Stage {
   static override title = "Simulated stage";
   static override description =
     "A three-axis motorised microscope stage (simulated), positions in motor steps.";
   /** Validated by the server before the constructor sees them. */
   static options = StageOptions;
 
-  readonly range: { x: number; y: number; z: number };
+  override readonly range: { x: number; y: number; z: number };
 
   constructor(options: StageOptions = {}) {
     super();

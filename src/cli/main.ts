@@ -9,6 +9,7 @@ Commands:
   serve       serve Things over HTTP (default: the simulated microscope)
   call        read or write a property, invoke an action (with progress) or follow an event
   client-gen  write a typed TypeScript client for a Thing, from its TD (URL or file)
+  devices     list cameras and serial ports, with the config entry for each
   discover    find servers on the local network (DNS-SD) and list their Things
   init        make a new project: a Thing of your own, its config and its tests
 
@@ -35,6 +36,8 @@ async function main(argv: string[]): Promise<void> {
       return (await import("./call.js")).call(rest);
     case "client-gen":
       return (await import("./client-gen.js")).clientGen(rest);
+    case "devices":
+      return (await import("./devices.js")).devices(rest);
     case "discover":
       return (await import("./discover.js")).discover(rest);
     case "init":

@@ -15,6 +15,20 @@ const TYPESCRIPT = new Set([".ts", ".mts", ".cts", ".tsx"]);
 
 type ThingConstructor = (new (options?: unknown) => Thing) & { options?: TSchema };
 
+/**
+ * This package's own entry points, resolved inside the running copy (its source under
+ * tsx, or `dist/`): a config naming `labthings-ts/instruments#FfmpegCamera` works from
+ * any directory, installed or not, and gets the very classes the server itself uses (a
+ * second copy would fail its class checks).
+ */
+const OWN_ENTRY_POINTS: Record<string, string> = {
+  "labthings-ts": "../index",
+  "labthings-ts/instruments": "../instruments/index",
+  "labthings-ts/microscope": "../../examples/microscope/index",
+  "labthings-ts/client": "../client/index",
+};
+const OWN_EXTENSION = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+
 /** Where a class comes from: a module specifier (file URL or package name) and an export. */
 export function parseClassSpec(
   spec: string,
@@ -24,11 +38,14 @@ export function parseClassSpec(
   const path = hash >= 0 ? spec.slice(0, hash) : spec;
   const exportName = hash >= 0 ? spec.slice(hash + 1) : "default";
   const isFile = path.startsWith(".") || path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path);
-  const specifier = path.startsWith("file:")
-    ? path
-    : isFile
-      ? pathToFileURL(resolveConfigPath(baseDir, path)).href
-      : path;
+  const own = OWN_ENTRY_POINTS[path];
+  const specifier = own
+    ? new URL(`${own}${OWN_EXTENSION}`, import.meta.url).href
+    : path.startsWith("file:")
+      ? path
+      : isFile
+        ? pathToFileURL(resolveConfigPath(baseDir, path)).href
+        : path;
   return { specifier, exportName: exportName || "default" };
 }
 

@@ -65,6 +65,7 @@ export class MjpegStream {
   #sequence = 0;
   #rejected = 0;
   #waiters = 0;
+  #interruption: string | undefined;
   readonly #listeners = new Set<FrameListener>();
   readonly #clientSources = new Set<StreamClientSource>();
 
@@ -97,8 +98,24 @@ export class MjpegStream {
       sequence: this.#sequence,
     };
     this.#latest = frame;
+    this.#interruption = undefined;
     for (const listener of this.#listeners) listener(frame);
     return frame;
+  }
+
+  /**
+   * The source has stopped delivering (a camera unplugged, its capture process died):
+   * `snapshot` then answers 503 with this reason instead of a stale frame. Viewers stay
+   * connected (they keep the last frame) and get frames again from the next `pushFrame`,
+   * which ends the interruption.
+   */
+  interrupt(reason: string): void {
+    this.#interruption = reason;
+  }
+
+  /** Why the stream has no live frames now (see `interrupt`), or undefined while it has. */
+  get interruption(): string | undefined {
+    return this.#interruption;
   }
 
   /** The newest frame, or undefined before the first. */

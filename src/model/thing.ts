@@ -30,6 +30,7 @@ const LISTENERS = Symbol.for("labthings-ts.listeners");
 const EVENT_LISTENERS = Symbol.for("labthings-ts.eventListeners");
 const REASSIGN_LISTENERS = Symbol.for("labthings-ts.reassignListeners");
 const OWN_VALIDATOR = Symbol.for("labthings-ts.ownValidator");
+const UNAVAILABLE = Symbol.for("labthings-ts.unavailable");
 
 /**
  * Base class of every Thing. Declare affordances with the decorators
@@ -56,6 +57,7 @@ export abstract class Thing {
   private readonly [EVENT_LISTENERS] = new Set<EventListener>();
   private readonly [REASSIGN_LISTENERS] = new Set<PropertyChangeListener>();
   private [OWN_VALIDATOR]: SchemaValidator | undefined;
+  private [UNAVAILABLE]: string | undefined;
 
   /** The name the server gave this Thing (its URL segment); the class name when detached. */
   get name(): string {
@@ -148,6 +150,26 @@ export abstract class Thing {
     return this[OWN_VALIDATOR];
   }
 
+  /**
+   * Say that the hardware behind this Thing cannot be used now (unplugged, its process
+   * died): until `markAvailable()`, invoking any of its actions is refused with 503 and
+   * this reason, before an invocation exists. Properties stay readable, so clients can
+   * still see why (a `connected` property, say).
+   *
+   * @example
+   * ```ts
+   * this.markUnavailable(`serial port ${this.port} is unplugged`);
+   * ```
+   */
+  protected markUnavailable(reason: string): void {
+    this[UNAVAILABLE] = reason;
+  }
+
+  /** The hardware is back: actions run again. */
+  protected markAvailable(): void {
+    this[UNAVAILABLE] = undefined;
+  }
+
   /** Open hardware, start capture loops. Runs after slots are connected and before listening. */
   async start(): Promise<void> {}
 
@@ -167,6 +189,11 @@ Object.defineProperty(Thing.prototype, BRAND, { value: true });
 /** True for instances of any copy of `Thing` (source and built copies may coexist). */
 export function isThing(value: unknown): value is Thing {
   return typeof value === "object" && value !== null && (value as Thing)[BRAND] === true;
+}
+
+/** Why a Thing refuses actions now (see `markUnavailable`), or undefined when it takes them. */
+export function unavailableReason(thing: Thing): string | undefined {
+  return (thing as unknown as Record<symbol, string | undefined>)[UNAVAILABLE];
 }
 
 /** Connect a Thing to its server (the server's side of the seam). */

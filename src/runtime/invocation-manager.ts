@@ -12,12 +12,14 @@ import {
   LockBusyError,
   NotFoundError,
   QueueFullError,
+  UnavailableError,
 } from "../errors.js";
 import { BlobOutput } from "../model/action.js";
 import type { ActionDeclaration } from "../model/declarations.js";
 import type { ThingLogger } from "../model/logger.js";
 import type { SchemaValidator } from "../model/schema-validator.js";
 import { describeFieldErrors } from "../model/schema-validator.js";
+import { unavailableReason } from "../model/thing.js";
 import { INVOCATION_CANCELLED_TYPE, problemType } from "../problem-types.js";
 import type { BlobReference, BlobStore, StoredBlob } from "./blob-store.js";
 import type { ExposedThing } from "./exposed-thing.js";
@@ -110,6 +112,10 @@ export class InvocationManager {
       throw new InvalidInputError(`action '${exposed.name}/${actionName}' takes no input`, [
         { field: "/", rule: "noInput", message: "must be empty" },
       ]);
+    }
+    const unavailable = unavailableReason(exposed.thing);
+    if (unavailable !== undefined) {
+      throw new UnavailableError(`'${exposed.name}/${actionName}' cannot run now: ${unavailable}`);
     }
     const lock = declaration.lock;
     if (lock?.waitMs === 0 && this.#options.locks.holder(lock.name)) {

@@ -97,6 +97,12 @@ function registerStream(
     { schema: { tags, summary: `${title}: newest frame as image/jpeg` } },
     async (_request, reply) => {
       const frame = stream.latestFrame;
+      if (stream.interruption !== undefined) {
+        reply.header("retry-after", "1");
+        throw new UnavailableError(
+          `stream '${exposed.name}/${name}' has no live frame: ${stream.interruption}`,
+        );
+      }
       if (!frame) {
         reply.header("retry-after", "1");
         throw new UnavailableError(`stream '${exposed.name}/${name}' has no frame yet`);
