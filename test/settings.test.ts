@@ -451,15 +451,18 @@ describe("SIGTERM while saving", () => {
 });
 
 describe("crash safety", () => {
-  /** Target number of runs, the least accepted, and the time they may take. */
+  /**
+   * At most RUNS runs; more than MIN_RUNS only while BUDGET_MS lasts. The first MIN_RUNS
+   * always run, however slow the machine: a loaded CI box takes longer, it does not fail.
+   */
   const RUNS = 200;
   const MIN_RUNS = 50;
-  const BUDGET_MS = 60_000;
+  const BUDGET_MS = 30_000;
   /** Children at a time: each spends most of its life waiting to be killed. */
   const PARALLEL = 4;
 
   it("SIGKILL at a random moment leaves no settings file or a whole one", {
-    timeout: 120_000,
+    timeout: 240_000,
   }, async () => {
     assertBuilt();
     const root = await tempDir("labthings-settings-crash-");
@@ -471,7 +474,7 @@ describe("crash safety", () => {
     const failures: string[] = [];
 
     async function worker(): Promise<void> {
-      while (runs < RUNS && performance.now() - began < BUDGET_MS) {
+      while (runs < RUNS && (runs < MIN_RUNS || performance.now() - began < BUDGET_MS)) {
         const run = runs++;
         const dir = join(root, `run-${run}`);
         await mkdir(dir);
@@ -516,7 +519,6 @@ describe("crash safety", () => {
         `${counters.length} a whole file (${saved} with counter > 0, highest ${Math.max(0, ...counters)})`,
     );
     expect(failures).toEqual([]);
-    expect(runs).toBeGreaterThanOrEqual(MIN_RUNS);
     expect(saved, "no run found a saved file with counter > 0").toBeGreaterThan(0);
   });
 });

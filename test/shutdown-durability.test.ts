@@ -34,7 +34,7 @@ import {
 import { putJson } from "./support/json-http.js";
 import { connectMjpeg, type MjpegTestClient } from "./support/mjpeg-parser.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
-import { within } from "./support/within.js";
+import { until, within } from "./support/within.js";
 
 const ROUNDS = 10;
 const MJPEG_VIEWERS = 50;
@@ -205,6 +205,25 @@ describe("the order clients see", () => {
         return { ended };
       }),
     );
+    // Pages written for labthings-fastapi watch actions over the websocket instead.
+    const pages = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const socket = await openWebSocket(`${url.replace(/^http/, "ws")}/stage/ws`);
+        cleanups.add(() => socket.terminate());
+        const messages: { messageType: string; data: Record<string, unknown> }[] = [];
+        socket.on("message", (data) => messages.push(JSON.parse(String(data))));
+        const closed = new Promise<number>((resolve) => socket.once("close", resolve));
+        socket.send(
+          JSON.stringify({ messageType: "addActionObservation", data: { moveRelative: true } }),
+        );
+        // Messages are handled in order: a position update proves the first one was too.
+        socket.send(
+          JSON.stringify({ messageType: "addPropertyObservation", data: { position: true } }),
+        );
+        await until(() => messages.length > 0, "the page's first message");
+        return { messages, closed };
+      }),
+    );
     const viewer = await connectMjpeg(`${url}/camera/stream`);
     cleanups.add(() => viewer.destroy());
     await within(viewer.part(0), "a frame");
@@ -213,6 +232,13 @@ describe("the order clients see", () => {
       Promise.all(watchers.map((watcher) => watcher.ended)),
       "every watcher's stream to end",
     );
+    for (const page of pages) {
+      expect(await within(page.closed, "the page's close frame")).toBe(1001);
+      const statuses = page.messages
+        .filter((m) => m.messageType === "actionStatus")
+        .map((m) => m.data.status);
+      expect(statuses.at(-1), JSON.stringify(page.messages.slice(-3))).toBe("cancelled");
+    }
     for (const { body, complete } of ends) {
       expect(complete).toBe(true);
       const statuses = [...body.matchAll(/^data: (.*)$/gm)].map(

@@ -634,6 +634,7 @@ export class ThingServer {
         registerWebSocketRoutes(api, {
           ...context,
           hub: this.observation,
+          invocations: this.invocations,
           longLived: this.longLived,
           logger: this.logger,
         });

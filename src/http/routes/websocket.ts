@@ -25,6 +25,7 @@ import {
 } from "../../problem-types.js";
 import type { ExposedThing } from "../../runtime/exposed-thing.js";
 import type { Invocation, InvocationStatus } from "../../runtime/invocation.js";
+import type { InvocationManager } from "../../runtime/invocation-manager.js";
 import type { Notification, ObservationHub } from "../../runtime/observation-hub.js";
 import type { LongLivedRegistry } from "../long-lived-registry.js";
 import { writeProblemToSocket } from "../problem-details.js";
@@ -40,6 +41,8 @@ export const WEBSOCKET_CLOSE_TIMEOUT_MS = 500;
 
 export interface WebSocketRouteContext extends RouteContext {
   readonly hub: ObservationHub;
+  /** To find the running invocations an observer still awaits a final status of at shutdown. */
+  readonly invocations: InvocationManager;
   readonly longLived: LongLivedRegistry;
   readonly logger: ThingLogger;
 }
@@ -150,10 +153,24 @@ class ThingWebSocket {
       { reassignments: true },
     );
     let closeTimer: NodeJS.Timeout | undefined;
+    const watched = this.#actions;
+    // First read when shutdown begins (then kept, as shutdown reads it twice): a page
+    // observing an action still gets its final actionStatus (cancelled) before the close.
+    let final: Promise<unknown> | undefined | null = null;
     const unregister = context.longLived.register({
       kind: "websocket",
       label,
       client,
+      get finalMessage() {
+        if (final === null) {
+          const awaited = context.invocations
+            .list({ thing: exposed.name })
+            .filter((invocation) => !invocation.finished && watched.has(invocation.action))
+            .map((invocation) => invocation.settled);
+          final = awaited.length > 0 ? Promise.all(awaited) : undefined;
+        }
+        return final;
+      },
       end: () => {
         socket.close(1001, "server shutting down");
         // ws waits 30 s for the peer's close frame by default: far too long for a shutdown.
