@@ -68,6 +68,12 @@ describe("mistakes in the command line", () => {
     expect(stderr.split("\n")[0]).toBe("labthings-ts serve: --port needs a value");
   });
 
+  it("--tls-cert without --tls-key (and no key in the config file) names the missing flag", async () => {
+    const { code, stderr } = await runCli(["serve", "--tls-cert", "cert.pem", "--port", "0"]);
+    expect(code).toBe(2);
+    expect(stderr.split("\n")[0]).toBe("labthings-ts serve: --tls-cert needs --tls-key too");
+  });
+
   it("a flag's bad value is named by the flag; an enum lists its values", async () => {
     const format = await runCli(["serve", "--log-format", "xml"]);
     expect(format.code).toBe(2);

@@ -21,6 +21,8 @@ export interface ServeFlag {
   readonly path?: boolean;
   /** For a switch: the value it gives its key (default `true`), e.g. `false` for `--no-mdns`. */
   readonly sets?: unknown;
+  /** Another flag this one is useless without, unless the config file sets that flag's key. */
+  readonly needs?: string;
   /** One or more lines of help. */
   readonly help: string;
 }
@@ -58,6 +60,7 @@ export const SERVE_FLAGS: readonly ServeFlag[] = [
     value: "FILE",
     key: "tls.certFile",
     path: true,
+    needs: "tls-key",
     help: "serve HTTPS (and WSS) with this PEM certificate ...",
   },
   {
@@ -65,6 +68,7 @@ export const SERVE_FLAGS: readonly ServeFlag[] = [
     value: "FILE",
     key: "tls.keyFile",
     path: true,
+    needs: "tls-cert",
     help: "... and its private key (give both)",
   },
   {
@@ -180,6 +184,29 @@ export function parseServeFlags(args: string[], flags = SERVE_FLAGS): ParsedServ
     overrides,
     flagsByKey,
   };
+}
+
+/**
+ * Flags given without the flag they need (`--tls-cert` without `--tls-key`) when the
+ * config file does not set that one's key either: said by flag, not by config key.
+ */
+export function checkFlagPairs(parsed: ParsedServeFlags, file: unknown, flags = SERVE_FLAGS): void {
+  for (const flag of flags) {
+    if (!flag.needs || !flag.key || parsed.flagsByKey[flag.key] === undefined) continue;
+    const needed = flags.find((other) => other.name === flag.needs)!;
+    if (parsed.flagsByKey[needed.key!] !== undefined || valueAt(file, needed.key!) !== undefined)
+      continue;
+    throw new ArgumentError("serve", `--${flag.name} needs --${needed.name} too`);
+  }
+}
+
+function valueAt(value: unknown, dotted: string): unknown {
+  let current = value;
+  for (const key of dotted.split(".")) {
+    if (typeof current !== "object" || current === null) return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return current;
 }
 
 /**

@@ -13,7 +13,7 @@ import {
 } from "../http/thing-server.js";
 import { brief, createLogger, debugForPeople } from "../logging/logger.js";
 import { reportFailure } from "./cli-errors.js";
-import { parseServeFlags, serveUsage } from "./serve-flags.js";
+import { checkFlagPairs, parseServeFlags, serveUsage } from "./serve-flags.js";
 
 export const SERVE_USAGE = serveUsage();
 
@@ -31,6 +31,7 @@ async function resolveServeConfig(
         baseDir: process.cwd(),
         source: undefined,
       };
+  checkFlagPairs(flags, raw);
   const merged = mergeOverrides(raw, flags.overrides);
   return {
     config: validateConfig(merged, {
