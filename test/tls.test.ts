@@ -309,7 +309,17 @@ describe("the CLI's --tls-cert and --tls-key", () => {
 
     const half = startCli(["--port", "0", "--tls-cert", certFile]);
     expect((await within(half.closed, "the CLI to exit")).code).toBe(2);
-    expect(half.stderr()).toContain("tls.keyFile: is missing (it is required)");
+    expect(half.stderr()).toContain("--tls-cert needs --tls-key too");
+
+    // In a config file the same mistake is named by its key.
+    const halfConfig = join(dir, "half.json");
+    await writeFile(
+      halfConfig,
+      JSON.stringify({ things: { stage: STAGE }, tls: { certFile: "server-cert.pem" } }),
+    );
+    const halfFromConfig = startCli(["--config", halfConfig, "--port", "0"], { cwd: tmpdir() });
+    expect((await within(halfFromConfig.closed, "the CLI to exit")).code).toBe(2);
+    expect(halfFromConfig.stderr()).toContain("tls.keyFile: is missing (it is required)");
   });
 
   it("beyond loopback without TLS it warns about plain HTTP (and without a token, about that too)", async (context) => {
