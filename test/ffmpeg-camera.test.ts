@@ -27,6 +27,9 @@ const FAST_FAULTS = {
   frameTimeoutMs: 1000,
   killAfterMs: 500,
 };
+// ffmpeg's cold start (and sharp's for the preview) can take seconds on a loaded
+// two-core CI machine: the first frames of a pipeline get a generous wait.
+const FIRST_FRAMES_MS = 15_000;
 const lavfi = (size = "320x240", rate = 30) => [
   "-f",
   "lavfi",
@@ -84,7 +87,7 @@ describe("FfmpegCamera streaming", () => {
   it("streams a lavfi source to ffmpeg, curl and a browser's <img>, with a smaller preview", async () => {
     const rig = await serveCamera({ input: lavfi("640x480", 25), quality: 80 });
     const viewer = await view(rig);
-    const part = await viewer.part(2);
+    const part = await viewer.part(2, FIRST_FRAMES_MS);
     expect(await sharp(part.jpeg).metadata()).toMatchObject({
       width: 640,
       height: 480,
@@ -126,7 +129,7 @@ describe("FfmpegCamera streaming", () => {
     expect(curlBytes).toBeGreaterThan(10 * 1000);
 
     const preview = await view(rig, "preview");
-    const small = await sharp((await preview.part(1)).jpeg).metadata();
+    const small = await sharp((await preview.part(1, FIRST_FRAMES_MS)).jpeg).metadata();
     expect(small.width).toBeLessThan(640);
 
     await withChromium(async (browser) => {
@@ -172,7 +175,7 @@ describe("FfmpegCamera streaming", () => {
     });
     expect(rig.camera.passthrough).toBe(true);
     const viewer = await view(rig);
-    const part = await viewer.part(5);
+    const part = await viewer.part(5, FIRST_FRAMES_MS);
     const index = written.findIndex((jpeg) => jpeg.equals(part.jpeg));
     expect(index, "a served frame is one ffmpeg wrote, byte for byte").toBeGreaterThanOrEqual(0);
     const next = await viewer.part(6);
@@ -194,7 +197,7 @@ describe("FfmpegCamera streaming", () => {
       quality: 95,
     });
     const viewer = await view(rig);
-    const before = await viewer.part(3);
+    const before = await viewer.part(3, FIRST_FRAMES_MS);
     const [pidBefore] = ffmpegChildren();
     const put = (property: string, value: unknown) =>
       fetch(`${rig.base}/camera/${property}`, {
@@ -230,7 +233,7 @@ describe("FfmpegCamera streaming", () => {
 
   it("captures a full-resolution JPEG whose EXIF holds the Things' state", async () => {
     const rig = await serveCamera({ input: lavfi("640x480") });
-    await view(rig).then((v) => v.part(1));
+    await view(rig).then((v) => v.part(1, FIRST_FRAMES_MS));
     const post = await fetch(`${rig.base}/camera/capture`, { method: "POST" });
     expect(post.status).toBe(201);
     const status = await pollUntil(async () => {
@@ -308,7 +311,7 @@ describe("FfmpegCamera faults", () => {
   it("recovers by itself after ffmpeg is killed, and the open viewer gets frames again", async () => {
     const rig = await serveCamera({ input: lavfi() });
     const viewer = await view(rig);
-    await viewer.part(2);
+    await viewer.part(2, FIRST_FRAMES_MS);
     const [pid] = ffmpegChildren();
     process.kill(pid!, "SIGKILL");
     await rig.logs.waitFor(
@@ -331,7 +334,7 @@ describe("FfmpegCamera faults", () => {
   it("kills a hung ffmpeg (no frames, deaf to SIGTERM) after the bounds, and recovers", async () => {
     const rig = await serveCamera({ input: lavfi() });
     const viewer = await view(rig);
-    await viewer.part(2);
+    await viewer.part(2, FIRST_FRAMES_MS);
     const [pid] = ffmpegChildren();
     process.kill(pid!, "SIGSTOP"); // hung: no output, and SIGTERM is not acted on
     await rig.logs.waitFor((l) => /no frame from .* for \d+ ms/.test(l.msg), "the watchdog");
