@@ -974,6 +974,26 @@ describe("retention", () => {
     expect(server.invocations.size).toBe(0);
     expect(await getJson(`${base}/lab/bytes`)).toEqual([]);
   });
+
+  it("a retention longer than a timer can wait (a month) keeps the invocation, with no timer storm", async () => {
+    await closeAlone(served);
+    served = await serve({ actionRetentionMs: 30 * 24 * 3600_000 });
+    const { base, server } = served;
+    // Node runs a timer of more than 2³¹ − 1 ms after 1 ms, with a TimeoutOverflowWarning:
+    // the sweep used to re-arm itself every millisecond, warning each time.
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on("warning", onWarning);
+    try {
+      const created = await invoke(base, "lab/ping");
+      await settled(server, created.id);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(warnings).not.toContain("TimeoutOverflowWarning");
+      expect((await statusOf(base, created.id)).status).toBe("completed");
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
 });
 
 describe("maxRetainedInvocations", () => {
