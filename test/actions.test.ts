@@ -51,7 +51,7 @@ import {
 } from "./support/gated-thing.js";
 import { getJson, postJson, putJson } from "./support/json-http.js";
 import { expectProblem } from "./support/problem.js";
-import { rawGet } from "./support/raw-http.js";
+import { parseResponses, RawConnection, rawGet } from "./support/raw-http.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { within } from "./support/within.js";
 
@@ -445,6 +445,22 @@ describe("actions on one server", () => {
     expect(bare.input).toEqual({});
     await settled(server, bare.id);
     expect(await statusOf(base, bare.id)).toMatchObject({ status: "completed", output: {} });
+    // A chunked body of no bytes (Python's requests with a generator, Java's
+    // ofInputStream) is no body too; a chunked `null` is still a `null`.
+    const chunked = async (text: string) => {
+      const connection = await RawConnection.open(Number(new URL(base).port));
+      const chunk = text ? `${text.length.toString(16)}\r\n${text}\r\n` : "";
+      connection.socket.write(
+        `POST /lab/label HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunk}0\r\n\r\n`,
+      );
+      await connection.responses(1, "the chunked POST's answer");
+      return parseResponses(connection.text)[0]!;
+    };
+    const streamed = await chunked("");
+    expect(streamed.status, streamed.body).toBe(201);
+    expect((JSON.parse(streamed.body) as ActionStatus).input).toEqual({});
+    await settled(server, (JSON.parse(streamed.body) as ActionStatus).id);
+    expect((await chunked("null")).status).toBe(400);
     const given = await invoke(base, "lab/label", { label: "a", times: 2 });
     await settled(server, given.id);
     expect((await statusOf(base, given.id)).output).toEqual({ label: "a", times: 2 });
@@ -957,6 +973,26 @@ describe("retention", () => {
     expect(server.blobs.size).toBe(0);
     expect(server.invocations.size).toBe(0);
     expect(await getJson(`${base}/lab/bytes`)).toEqual([]);
+  });
+
+  it("a retention longer than a timer can wait (a month) keeps the invocation, with no timer storm", async () => {
+    await closeAlone(served);
+    served = await serve({ actionRetentionMs: 30 * 24 * 3600_000 });
+    const { base, server } = served;
+    // Node runs a timer of more than 2³¹ − 1 ms after 1 ms, with a TimeoutOverflowWarning:
+    // the sweep used to re-arm itself every millisecond, warning each time.
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on("warning", onWarning);
+    try {
+      const created = await invoke(base, "lab/ping");
+      await settled(server, created.id);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(warnings).not.toContain("TimeoutOverflowWarning");
+      expect((await statusOf(base, created.id)).status).toBe("completed");
+    } finally {
+      process.off("warning", onWarning);
+    }
   });
 });
 

@@ -33,6 +33,7 @@ import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { until, within } from "./support/within.js";
 
 const ZEROCONF = fileURLToPath(new URL("./support/zeroconf-browse.py", import.meta.url));
+const ANNOUNCE = fileURLToPath(new URL("./support/zeroconf-advertise.py", import.meta.url));
 const CONSUMER = fileURLToPath(new URL("./support/td-only-consumer.mjs", import.meta.url));
 const DIRECTORY = fileURLToPath(new URL("./support/directory-recorder.mjs", import.meta.url));
 /** Inside the namespace every port is free: its loopback is its own. */
@@ -303,5 +304,29 @@ describe("DNS-SD inside a private network namespace", () => {
         .slice(before)
         .some((e) => e.event === "remove" && e.name!.includes(`:${servers.B!.port}.`)),
     ).toBe(false);
+  });
+
+  it("an announcement that makes no http(s) URL (anyone on the network can send one) is left out; the fleet listing still answers", async (context) => {
+    if (skipReason) return context.skip();
+    // Last in the file: the announcer is killed without a goodbye, so it stays cached.
+    const announcer = namespace!.spawn(PYTHON, [ANNOUNCE, "odd", "9", "a b", "/x/"]);
+    await within(
+      new Promise((resolve) => createInterface({ input: announcer.stdout! }).once("line", resolve)),
+      "the odd announcement",
+    );
+    await waitForEvents(
+      () => adds().some((e) => e.name === "odd._wot._tcp.local."),
+      "zeroconf to see the odd announcement",
+    );
+    const fleetUrl = `http://127.0.0.1:${servers.B!.port}/_fleet/servers`;
+    // It used to throw while the listing was made: 500 for everyone while announced.
+    for (let round = 0; round < 3; round++) {
+      const { stdout } = await namespace!.exec("curl", ["-s", "-w", "\\n%{http_code}", fleetUrl]);
+      const [body, status] = stdout.split("\n");
+      expect(status, body).toBe("200");
+      expect(body).not.toContain("a b://");
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+    }
+    announcer.kill();
   });
 });

@@ -344,6 +344,32 @@ describe("labthings-fastapi's websocket sequences (its tests/test_websocket.py) 
     expect(socket.socket.readyState).toBe(socket.socket.OPEN);
   });
 
+  it("a message that is JSON but no object (null, [], 5, a string), or whose messageType is no string, gets a response; the server and the socket carry on", async () => {
+    const socket = await ws("stage");
+    // `null` used to throw in the message listener: an uncaught exception, so one message
+    // from any websocket client shut the whole server down.
+    const odd = [
+      "null",
+      "[]",
+      "5",
+      '"hello"',
+      '{"messageType":{"toString":1}}',
+      '{"messageType":7}',
+    ];
+    for (const text of odd) socket.send(text);
+    await socket.waitFor(() => of(socket, "response").length === odd.length, "a response each");
+    expect(
+      of(socket, "response").map((m) => [m.operation, (m.error as { status: string }).status]),
+    ).toEqual(odd.map(() => ["unknown", "400"]));
+    expect(socket.socket.readyState).toBe(socket.socket.OPEN);
+    // Still observing, still serving.
+    socket.send({ messageType: "addPropertyObservation", data: { speed: true } });
+    socket.send({ messageType: "addPropertyObservation", data: { nope: true } });
+    await socket.waitFor(() => of(socket, "response").length === odd.length + 1, "subscribed");
+    expect((await putJson(`${suite.base}/stage/speed`, 2000)).status).toBe(204);
+    await socket.waitFor(() => of(socket, "propertyStatus").length === 1, "the speed");
+  });
+
   it("one actionStatus per status: pending, running, then completed, error or cancelled", async () => {
     const stageSocket = await ws("stage");
     const focusSocket = await ws("autofocus");

@@ -90,10 +90,19 @@ export class DnsSdBrowser {
       const scheme = txt.values.scheme || "http";
       const path = txt.values.td || "/";
       const address = addresses[0]!;
+      // Whatever anyone on the network announces: one that is no http(s) URL is left out
+      // (a throw here would fail every fleet listing and `discover` while it is announced).
+      if (scheme !== "http" && scheme !== "https") continue;
       const origin = `${scheme}://${address.includes(":") ? `[${address}]` : address}:${srv.port}`;
+      let td: string;
+      try {
+        td = new URL(path.startsWith("/") ? path : `/${path}`, origin).href;
+      } catch {
+        continue;
+      }
       found.push({
         instance: name.slice(0, -(WOT_SERVICE.length + 1)),
-        td: new URL(path.startsWith("/") ? path : `/${path}`, origin).href,
+        td,
         type: txt.values.type || "Thing",
         host: srv.target,
         port: srv.port,

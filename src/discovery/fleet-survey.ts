@@ -173,7 +173,9 @@ export class FleetSurvey {
       const base = typeof description.base === "string" ? description.base : candidate.url;
       for (const link of asLinks(description.links)) {
         const href = new URL(link.href, base).href;
-        if (link.rel === "item") tds.add(href);
+        // Only its own Things: a listing naming other origins (an internal address, another
+        // machine) must not make this server fetch them for whoever opens the fleet page.
+        if (link.rel === "item" && sameOrigin(href, candidate.url)) tds.add(href);
         if (link.rel === "alternate" && link.type === "text/html") server.dashboard = href;
       }
     } catch (error) {
@@ -226,7 +228,12 @@ async function fetchJson(url: string): Promise<Record<string, unknown>> {
   const response = await fetch(url, {
     headers: { accept: "application/td+json, application/json" },
     signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+    // A redirect could lead anywhere (see the `item` links above): not followed.
+    redirect: "manual",
   });
+  if (response.status >= 300 && response.status < 400) {
+    throw new Error(`answered ${response.status} (a redirect, not followed)`);
+  }
   const text = await response.text();
   let body: unknown;
   try {
@@ -248,6 +255,10 @@ function asLinks(value: unknown): { href: string; rel?: string; type?: string }[
     (link): link is { href: string; rel?: string; type?: string } =>
       typeof link === "object" && link !== null && typeof link.href === "string",
   );
+}
+
+function sameOrigin(url: string, other: string): boolean {
+  return new URL(url).origin === new URL(other).origin;
 }
 
 /** `http://h:5000/camera/` → `http://h:5000/`: the folder above a Thing's TD. */

@@ -111,7 +111,12 @@ export function clientErrorHandler(limits: RequestLimits, logger: FastifyBaseLog
       kind = "malformed-request";
       detail = `The request is not valid HTTP/1.1 (${error.code ?? error.message}).`;
     }
-    logger.debug({ err: error, remote: socket.remoteAddress }, "client error");
+    // Not the error itself: Node's parse errors carry the raw request (`rawPacket`), and
+    // with it any token in the URL or the Authorization header.
+    logger.debug(
+      { err: { code: error.code, message: error.message }, remote: socket.remoteAddress },
+      "client error",
+    );
     writeProblemToSocket(socket, {
       type: problemType(kind),
       title: STATUS_CODES[status] ?? "Error",

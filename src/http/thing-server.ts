@@ -71,7 +71,7 @@ import {
 } from "./request-limits.js";
 import type { RouteContext } from "./route-context.js";
 import { registerAccessRoute } from "./routes/access.js";
-import { blobPath, registerActionRoutes } from "./routes/actions.js";
+import { blobPath, markEmptyBody, registerActionRoutes } from "./routes/actions.js";
 import { registerDescriptionRoutes } from "./routes/descriptions.js";
 import { registerEventRoutes } from "./routes/events.js";
 import { registerFleetRoutes } from "./routes/fleet.js";
@@ -562,7 +562,10 @@ export class ThingServer {
     const parseJson = app.getDefaultJsonParser("error", "error");
     app.removeContentTypeParser("application/json");
     app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-      if (body === "") return done(null, undefined);
+      if (body === "") {
+        markEmptyBody(request);
+        return done(null, undefined);
+      }
       try {
         checkJsonDepth(body as string, this.#limits.jsonDepth);
       } catch (error) {

@@ -313,7 +313,12 @@ export class InvocationManager {
 
   #scheduleSweep(delayMs: number): void {
     // At least 1 ms: a timer can fire a little early, and the sweep then waits the rest.
-    this.#sweepTimer = setTimeout(this.#sweep, Math.max(1, Math.ceil(delayMs)));
+    // At most what a timer takes: Node runs a longer one after 1 ms instead, so a retention
+    // of a month (`actionRetentionMs: 2592000000`) became a sweep every millisecond.
+    this.#sweepTimer = setTimeout(
+      this.#sweep,
+      Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(delayMs))),
+    );
     this.#sweepTimer.unref();
   }
 
@@ -336,6 +341,9 @@ export class InvocationManager {
     if (this.#withBlobs.delete(invocation)) void this.#options.blobs.removeOwner(invocation.id);
   }
 }
+
+/** The longest delay `setTimeout` honours (2³¹ − 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The reason given to an invocation's AbortSignal. */
 export class CancelledError extends Error {

@@ -232,10 +232,21 @@ function whyNoOutput(invocation: Invocation): string {
  * members are all optional takes as `{}`.
  */
 function hasBody(request: FastifyRequest): boolean {
+  if (emptyBodies.has(request)) return false;
   const length = request.headers["content-length"];
   return (
     request.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0")
   );
+}
+
+/**
+ * Requests whose JSON body arrived empty (a chunked body of no bytes: the headers alone
+ * cannot tell it from one with content), marked by the server's JSON parser.
+ */
+const emptyBodies = new WeakSet<FastifyRequest>();
+
+export function markEmptyBody(request: FastifyRequest): void {
+  emptyBodies.add(request);
 }
 
 /** Serve a blob with Content-Type, Content-Length and single-range `Range` support. */

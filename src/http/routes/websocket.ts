@@ -179,7 +179,15 @@ class ThingWebSocket {
       },
       destroy: () => socket.terminate(),
     });
-    socket.on("message", (data) => this.#receive(String(data)));
+    socket.on("message", (data) => {
+      // A throw in a socket listener is an uncaught exception: it would shut the server down.
+      try {
+        this.#receive(String(data));
+      } catch (error) {
+        context.logger.error({ err: error, client: label }, "websocket message handling failed");
+        socket.close(1011, "internal error");
+      }
+    });
     socket.on("close", () => {
       clearTimeout(closeTimer);
       clearInterval(this.#flushTimer);
@@ -219,22 +227,27 @@ class ThingWebSocket {
   }
 
   #receive(text: string): void {
-    let message: { messageType?: unknown; data?: unknown };
+    let message: unknown;
     try {
-      message = JSON.parse(text) as typeof message;
+      message = JSON.parse(text);
     } catch {
+      message = undefined;
+    }
+    // `null`, `[]`, `5`: a throw here would reach the process as an uncaught exception.
+    if (typeof message !== "object" || message === null || Array.isArray(message)) {
       this.#error(
         "unknown",
         "",
         400,
         problemType("bad-request"),
         "Bad Request",
-        "the message is not JSON",
+        "the message is not a JSON object",
       );
       return;
     }
-    const names = message.data && typeof message.data === "object" ? Object.keys(message.data) : [];
-    if (message.messageType === "addPropertyObservation") {
+    const { messageType, data } = message as { messageType?: unknown; data?: unknown };
+    const names = data && typeof data === "object" ? Object.keys(data) : [];
+    if (messageType === "addPropertyObservation") {
       for (const name of names) {
         const property = this.exposed.properties.get(name);
         if (!property) {
@@ -259,7 +272,7 @@ class ThingWebSocket {
           this.#properties.add(name);
         }
       }
-    } else if (message.messageType === "addActionObservation") {
+    } else if (messageType === "addActionObservation") {
       for (const name of names) {
         if (this.exposed.actions.has(name)) this.#actions.add(name);
         else
@@ -273,13 +286,17 @@ class ThingWebSocket {
           );
       }
     } else {
+      // Only a string is echoed (`String()` of `{"toString": 1}` would throw), and briefly.
+      const shown = typeof messageType === "string" ? messageType.slice(0, 100) : "unknown";
       this.#error(
-        String(message.messageType),
+        shown,
         "",
         400,
         problemType("bad-request"),
         "Bad Request",
-        `unknown messageType '${String(message.messageType)}'`,
+        typeof messageType === "string"
+          ? `unknown messageType '${shown}'`
+          : "the message has no messageType string",
       );
     }
   }
