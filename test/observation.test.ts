@@ -9,7 +9,7 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import WebSocket from "ws";
 import { SimulatedStage } from "../examples/microscope/index.js";
 import {
@@ -34,7 +34,7 @@ import {
   RecordingWebSocket,
 } from "./support/observation-clients.js";
 import { expectProblem } from "./support/problem.js";
-import { RawConnection, rawGet } from "./support/raw-http.js";
+import { parseResponses, RawConnection, rawGet } from "./support/raw-http.js";
 import { within } from "./support/within.js";
 
 const HTTP_SSE_PROFILE = "https://www.w3.org/2022/wot/profile/http-sse/v1";
@@ -587,6 +587,25 @@ describe("WS /{thing}/ws (labthings-fastapi messages)", () => {
     const response = await fetch(`${base}/stage/ws`);
     expect(response.headers.get("upgrade")).toBe("websocket");
     await expectProblem(response, 426);
+  });
+
+  it("a websocket handshake answered over HTTP (a broken URL, an over-long one) ends its connection", async () => {
+    // Node stops parsing a socket it emitted 'upgrade' for: after such an answer only the
+    // server can close it, or a client waiting for the FIN (Python's websockets) hangs.
+    for (const [path, status] of [
+      ["/stage/%zz", 400],
+      [`/stage/ws?pad=${"a".repeat(9000)}`, 414],
+    ] as const) {
+      const connection = await RawConnection.open(port());
+      onTestFinished(() => void connection.socket.destroy());
+      connection.socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      );
+      await connection.responses(1, `the ${status}`);
+      expect(parseResponses(connection.text)[0]?.status).toBe(status);
+      await within(connection.closed, `the connection closing after its ${status}`, 2000);
+    }
   });
 });
 

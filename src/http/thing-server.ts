@@ -79,7 +79,11 @@ import { registerIndexPage } from "./routes/index-page.js";
 import { registerPropertyRoutes } from "./routes/properties.js";
 import { registerSettingsStatusRoute } from "./routes/settings-status.js";
 import { registerStreamRoutes } from "./routes/streams.js";
-import { refuseStrayHandshakes, registerWebSocketRoutes } from "./routes/websocket.js";
+import {
+  isUpgradeRequest,
+  refuseStrayHandshakes,
+  registerWebSocketRoutes,
+} from "./routes/websocket.js";
 import { registerWellKnownRoute } from "./routes/well-known.js";
 import { certificateWarnings, checkTlsPair, type TlsOptions } from "./tls.js";
 
@@ -534,6 +538,9 @@ export class ThingServer {
           error.code === "FST_ERR_BAD_URL"
             ? "The URL has an invalid percent-encoding."
             : error.message;
+        // Before any hook, so the onResponse hook below never sees it: close it here.
+        if (isUpgradeRequest(request.raw))
+          reply.raw.once("finish", () => request.raw.socket.destroy());
         sendProblem(reply, {
           type: problemType("malformed-request"),
           title: STATUS_CODES[400]!,
@@ -583,6 +590,14 @@ export class ThingServer {
         request.url,
       );
       sendProblem(reply, problem);
+    });
+    // A websocket handshake answered over HTTP instead (401, 414, 503, a bad URL) has a
+    // socket Node no longer parses: nothing else closes it, and a client that waits for
+    // our FIN (Python's `websockets`) would hold it, and shutdown, open. @fastify/websocket
+    // closes it only when its own onRequest hook ran, i.e. not after an earlier refusal.
+    app.addHook("onResponse", (request, _reply, done) => {
+      if (isUpgradeRequest(request.raw)) request.raw.socket.destroy();
+      done();
     });
     // What every request must pass before routing: the URL limit, then the token.
     const auth = this.#auth;

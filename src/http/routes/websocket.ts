@@ -87,6 +87,15 @@ export function refuseStrayHandshakes(app: FastifyInstance): void {
   );
 }
 
+/**
+ * Whether Node handed the request's socket to its 'upgrade' event (it sets `upgrade`, which
+ * @types/node does not declare). Such a socket is no longer parsed as HTTP: answered over
+ * HTTP instead of upgraded, only the server can close it.
+ */
+export function isUpgradeRequest(request: IncomingMessage): boolean {
+  return (request as IncomingMessage & { upgrade?: boolean }).upgrade === true;
+}
+
 export function registerWebSocketRoutes(
   app: FastifyInstance,
   context: WebSocketRouteContext,
