@@ -57,6 +57,7 @@ import {
   redactToken,
 } from "./authentication.js";
 import { ConnectionTracker } from "./connection-tracker.js";
+import { CrossOriginProtection } from "./cross-origin.js";
 import { EventStreams } from "./event-stream.js";
 import { LongLivedRegistry } from "./long-lived-registry.js";
 import { registerDocsPages, registerOpenApi } from "./openapi.js";
@@ -94,7 +95,10 @@ export interface ThingServerOptions {
   port?: number;
   /** Serve everything under this path, e.g. `/microscope` behind a reverse proxy. */
   apiPrefix?: string;
-  /** CORS: `false` (default, no CORS headers), `true` (any origin), or a list of origins. */
+  /**
+   * CORS: `false` (default, no CORS headers), `true` (any origin), or a list of origins.
+   * Only these origins' pages may also write, invoke or cancel (docs/security.md).
+   */
   cors?: boolean | string[];
   /**
    * Sizes, nesting, timeouts and the per-address stream cap (see `RequestLimits`);
@@ -599,12 +603,15 @@ export class ThingServer {
       if (isUpgradeRequest(request.raw)) request.raw.socket.destroy();
       done();
     });
-    // What every request must pass before routing: the URL limit, then the token.
+    // What every request must pass before routing: the URL limit, the token, then (for
+    // writes, invocations, cancellations) that no other site's page sent it.
     const auth = this.#auth;
+    const crossOrigin = new CrossOriginProtection(this.#options.cors ?? false);
     app.addHook("onRequest", (request, _reply, done) => {
       try {
         checkUrlLength(request.raw.url ?? "", this.#limits);
         auth?.check(request);
+        crossOrigin.check(request);
       } catch (error) {
         return done(error as Error);
       }
