@@ -222,6 +222,12 @@ export class ForbiddenError extends LabThingsError {
   }
 }
 
+/** A state-changing request sent by another site's page in a browser (403). */
+export class CrossOriginError extends LabThingsError {
+  override readonly status = 403;
+  override readonly problemType = "cross-origin";
+}
+
 /**
  * Too many invocations are waiting or running: try again later (503 with `Retry-After`).
  */

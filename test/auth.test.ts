@@ -8,7 +8,7 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { EventSource } from "eventsource";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import WebSocket from "ws";
 import { SimulatedStage } from "../examples/microscope/index.js";
 import { ConfigError, ThingServer } from "../src/index.js";
@@ -16,6 +16,7 @@ import { assertBuilt, killAll, listeningUrl, STAGE, startCli } from "./support/c
 import { microscopeEntries, TINY_CAMERA } from "./support/microscope.js";
 import { closeObservationClients, RecordingEventSource } from "./support/observation-clients.js";
 import { expectProblem } from "./support/problem.js";
+import { parseResponses, RawConnection } from "./support/raw-http.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { within } from "./support/within.js";
 
@@ -197,6 +198,24 @@ describe("with the token", () => {
       "the refusal",
     );
     expect(status).toBe(401);
+  });
+
+  it("a refused websocket handshake is closed after its 401, so no client or shutdown waits on it", async () => {
+    // Found with Python's `websockets`: it half-closes after the 401 and waits for the
+    // server's FIN, which never came (a TimeoutError after 10 s, not the 401); the
+    // socket stayed open and held shutdown until its deadline.
+    for (const query of ["", "?access_token=wrong-token-0123456789"]) {
+      const connection = await RawConnection.open(Number(new URL(base).port));
+      onTestFinished(() => void connection.socket.destroy());
+      connection.socket.write(
+        `GET /stage/ws${query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n` +
+          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+          "Sec-WebSocket-Version: 13\r\n\r\n",
+      );
+      await connection.responses(1, "the 401");
+      expect(parseResponses(connection.text)[0]?.status).toBe(401);
+      await within(connection.closed, `the server closing the refused handshake${query}`, 2000);
+    }
   });
 
   it("a token shorter than 16 characters is a ConfigError", () => {

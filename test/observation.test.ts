@@ -9,9 +9,10 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import WebSocket from "ws";
 import { SimulatedStage } from "../examples/microscope/index.js";
+import { WEBSOCKET_PING_MS } from "../src/http/routes/websocket.js";
 import {
   type ActionStatus,
   event,
@@ -34,7 +35,7 @@ import {
   RecordingWebSocket,
 } from "./support/observation-clients.js";
 import { expectProblem } from "./support/problem.js";
-import { RawConnection, rawGet } from "./support/raw-http.js";
+import { parseResponses, RawConnection, rawGet } from "./support/raw-http.js";
 import { within } from "./support/within.js";
 
 const HTTP_SSE_PROFILE = "https://www.w3.org/2022/wot/profile/http-sse/v1";
@@ -587,6 +588,48 @@ describe("WS /{thing}/ws (labthings-fastapi messages)", () => {
     const response = await fetch(`${base}/stage/ws`);
     expect(response.headers.get("upgrade")).toBe("websocket");
     await expectProblem(response, 426);
+  });
+
+  it("pings every client; one that stops answering is cut, one that answers stays", {
+    timeout: 3 * WEBSOCKET_PING_MS,
+  }, async () => {
+    const answering = await RecordingWebSocket.open(wsUrl("/stage/ws"));
+    let pings = 0;
+    answering.socket.on("ping", () => pings++);
+    // A peer that is gone (asleep, unplugged) reads nothing: it never answers a ping.
+    const gone = await RawConnection.open(port());
+    onTestFinished(() => void gone.socket.destroy());
+    gone.socket.write(
+      `GET /stage/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    // A ping frame: FIN + opcode 9, no payload.
+    await gone.waitFor(
+      (text) => /^HTTP\/1\.1 101 /.test(text) && text.endsWith("\u0089\u0000"),
+      "a ping",
+    );
+    await within(gone.closed, "the silent peer being cut", WEBSOCKET_PING_MS + 5000);
+    expect(pings).toBeGreaterThanOrEqual(1);
+    expect(answering.socket.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it("a websocket handshake answered over HTTP (a broken URL, an over-long one) ends its connection", async () => {
+    // Node stops parsing a socket it emitted 'upgrade' for: after such an answer only the
+    // server can close it, or a client waiting for the FIN (Python's websockets) hangs.
+    for (const [path, status] of [
+      ["/stage/%zz", 400],
+      [`/stage/ws?pad=${"a".repeat(9000)}`, 414],
+    ] as const) {
+      const connection = await RawConnection.open(port());
+      onTestFinished(() => void connection.socket.destroy());
+      connection.socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      );
+      await connection.responses(1, `the ${status}`);
+      expect(parseResponses(connection.text)[0]?.status).toBe(status);
+      await within(connection.closed, `the connection closing after its ${status}`, 2000);
+    }
   });
 });
 

@@ -57,6 +57,7 @@ import {
   redactToken,
 } from "./authentication.js";
 import { ConnectionTracker } from "./connection-tracker.js";
+import { CrossOriginProtection } from "./cross-origin.js";
 import { EventStreams } from "./event-stream.js";
 import { LongLivedRegistry } from "./long-lived-registry.js";
 import { registerDocsPages, registerOpenApi } from "./openapi.js";
@@ -79,7 +80,11 @@ import { registerIndexPage } from "./routes/index-page.js";
 import { registerPropertyRoutes } from "./routes/properties.js";
 import { registerSettingsStatusRoute } from "./routes/settings-status.js";
 import { registerStreamRoutes } from "./routes/streams.js";
-import { refuseStrayHandshakes, registerWebSocketRoutes } from "./routes/websocket.js";
+import {
+  isUpgradeRequest,
+  refuseStrayHandshakes,
+  registerWebSocketRoutes,
+} from "./routes/websocket.js";
 import { registerWellKnownRoute } from "./routes/well-known.js";
 import { certificateWarnings, checkTlsPair, type TlsOptions } from "./tls.js";
 
@@ -90,7 +95,10 @@ export interface ThingServerOptions {
   port?: number;
   /** Serve everything under this path, e.g. `/microscope` behind a reverse proxy. */
   apiPrefix?: string;
-  /** CORS: `false` (default, no CORS headers), `true` (any origin), or a list of origins. */
+  /**
+   * CORS: `false` (default, no CORS headers), `true` (any origin), or a list of origins.
+   * Only these origins' pages may also write, invoke or cancel (docs/security.md).
+   */
   cors?: boolean | string[];
   /**
    * Sizes, nesting, timeouts and the per-address stream cap (see `RequestLimits`);
@@ -534,6 +542,9 @@ export class ThingServer {
           error.code === "FST_ERR_BAD_URL"
             ? "The URL has an invalid percent-encoding."
             : error.message;
+        // Before any hook, so the onResponse hook below never sees it: close it here.
+        if (isUpgradeRequest(request.raw))
+          reply.raw.once("finish", () => request.raw.socket.destroy());
         sendProblem(reply, {
           type: problemType("malformed-request"),
           title: STATUS_CODES[400]!,
@@ -587,12 +598,23 @@ export class ThingServer {
       );
       sendProblem(reply, problem);
     });
-    // What every request must pass before routing: the URL limit, then the token.
+    // A websocket handshake answered over HTTP instead (401, 414, 503, a bad URL) has a
+    // socket Node no longer parses: nothing else closes it, and a client that waits for
+    // our FIN (Python's `websockets`) would hold it, and shutdown, open. @fastify/websocket
+    // closes it only when its own onRequest hook ran, i.e. not after an earlier refusal.
+    app.addHook("onResponse", (request, _reply, done) => {
+      if (isUpgradeRequest(request.raw)) request.raw.socket.destroy();
+      done();
+    });
+    // What every request must pass before routing: the URL limit, the token, then (for
+    // writes, invocations, cancellations) that no other site's page sent it.
     const auth = this.#auth;
+    const crossOrigin = new CrossOriginProtection(this.#options.cors ?? false);
     app.addHook("onRequest", (request, _reply, done) => {
       try {
         checkUrlLength(request.raw.url ?? "", this.#limits);
         auth?.check(request);
+        crossOrigin.check(request);
       } catch (error) {
         return done(error as Error);
       }

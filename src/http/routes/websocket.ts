@@ -38,6 +38,12 @@ const HIGH_WATER_BYTES = 1024 * 1024;
 const MAX_HELD = 256;
 /** After a close frame, how long the peer gets to answer before the socket is cut. */
 export const WEBSOCKET_CLOSE_TIMEOUT_MS = 500;
+/**
+ * A ping this often (as the SSE heartbeat); a peer that has not answered the previous one
+ * is gone (a laptop asleep, a cable pulled) and is cut, freeing its place. Pings also keep
+ * an idle websocket open through proxies (uvicorn, under labthings-fastapi, pings too).
+ */
+export const WEBSOCKET_PING_MS = 15_000;
 
 export interface WebSocketRouteContext extends RouteContext {
   readonly hub: ObservationHub;
@@ -85,6 +91,15 @@ export function refuseStrayHandshakes(app: FastifyInstance): void {
       );
     },
   );
+}
+
+/**
+ * Whether Node handed the request's socket to its 'upgrade' event (it sets `upgrade`, which
+ * @types/node does not declare). Such a socket is no longer parsed as HTTP: answered over
+ * HTTP instead of upgraded, only the server can close it.
+ */
+export function isUpgradeRequest(request: IncomingMessage): boolean {
+  return (request as IncomingMessage & { upgrade?: boolean }).upgrade === true;
 }
 
 export function registerWebSocketRoutes(
@@ -179,6 +194,20 @@ class ThingWebSocket {
       },
       destroy: () => socket.terminate(),
     });
+    let answered = true;
+    socket.on("pong", () => {
+      answered = true;
+    });
+    const heartbeat = setInterval(() => {
+      if (!answered) {
+        context.logger.info({ client: label }, "websocket client stopped answering pings: cut");
+        socket.terminate();
+        return;
+      }
+      answered = false;
+      socket.ping();
+    }, WEBSOCKET_PING_MS);
+    heartbeat.unref();
     socket.on("message", (data) => {
       // A throw in a socket listener is an uncaught exception: it would shut the server down.
       try {
@@ -189,6 +218,7 @@ class ThingWebSocket {
       }
     });
     socket.on("close", () => {
+      clearInterval(heartbeat);
       clearTimeout(closeTimer);
       clearInterval(this.#flushTimer);
       this.#held.clear();
