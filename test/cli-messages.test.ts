@@ -93,6 +93,25 @@ describe("mistakes in the command line", () => {
         "Run 'labthings-ts call --help' to see its arguments.\n",
     );
   });
+
+  it("an object whose quotes the shell ate: shows the object quoted, not a text value", async () => {
+    // `call … moveRelative {"x":1000,"y":-5}` without single quotes reaches us as this.
+    const { code, stderr } = await runCli([
+      "call",
+      "http://127.0.0.1:9/stage/",
+      "moveRelative",
+      "{x:1000,y:-5}",
+    ]);
+    expect(code).toBe(2);
+    const [first, ...rest] = stderr.split("\n");
+    expect(first).toMatch(/^labthings-ts call: '\{x:1000,y:-5\}' is not JSON \(.+\)\. /);
+    expect(first).toMatch(/: '\{"x":1000,"y":-5\}'$/);
+    expect(rest).toEqual(["Run 'labthings-ts call --help' to see its arguments.", ""]);
+    const broken = await runCli(["call", "http://127.0.0.1:9/stage/", "moveRelative", '{"x": 10']);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).not.toContain(`'"{\\"x\\": 10"'`);
+    expect(broken.stderr).toContain('for example \'{"x": 1000, "mode": "fast"}\'');
+  });
 });
 
 describe("mistakes in the config file", () => {
