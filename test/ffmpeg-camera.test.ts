@@ -352,6 +352,48 @@ describe("FfmpegCamera faults", () => {
     expect(viewer.outcome).toBeUndefined();
   });
 
+  it("never starts a new ffmpeg while the old one still runs (a webcam stays busy until it exits)", async () => {
+    const rig = await serveCamera({ input: lavfi("320x240"), width: 320, height: 240 });
+    const viewer = await view(rig);
+    await viewer.part(2, FIRST_FRAMES_MS);
+    let most = 0;
+    const sampler = setInterval(() => {
+      most = Math.max(most, ffmpegChildren().length);
+    }, 25);
+    try {
+      // A new resolution while ffmpeg is slow to exit (stopped: SIGTERM waits for SIGKILL).
+      const [first] = ffmpegChildren();
+      process.kill(first!, "SIGSTOP");
+      const put = await fetch(`${rig.base}/camera/resolution`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ width: 160, height: 120 }),
+      });
+      expect(put.status).toBe(204);
+      await viewer.waitFor(
+        () => viewer.parts.some((p) => sizeOf(p.jpeg) === "160x120"),
+        "a 160×120 frame from the new ffmpeg",
+        FIRST_FRAMES_MS,
+      );
+      expect(isAlive(first!)).toBe(false);
+      // A fault: the watchdog's restart (200 ms) comes before the SIGKILL bound (500 ms).
+      const [second] = ffmpegChildren();
+      process.kill(second!, "SIGSTOP");
+      await rig.logs.waitFor((l) => /no frame from .* for \d+ ms/.test(l.msg), "the watchdog");
+      const stalled = viewer.parts.length;
+      await viewer.waitFor(
+        () => viewer.parts.length > stalled + 2,
+        "frames from the third ffmpeg",
+        FIRST_FRAMES_MS,
+      );
+      expect(isAlive(second!)).toBe(false);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(most, "ffmpeg processes at once").toBe(1);
+    expect(viewer.outcome).toBeUndefined();
+  });
+
   it("stop() leaves no ffmpeg behind, even a hung one", async () => {
     const camera = new FfmpegCamera({ input: lavfi(), killAfterMs: 300 });
     await camera.start();

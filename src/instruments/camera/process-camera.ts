@@ -343,8 +343,19 @@ export abstract class ProcessCamera extends Camera {
       clearTimeout(this.#restartTimer);
       this.#restartTimer = undefined;
       this.#endRun();
-      this.#startRun();
+      this.#startWhenFree();
     }, 20);
+  }
+
+  /**
+   * Start the next run once every old process has exited: a V4L2 device or the Pi camera
+   * stays busy until then, so a process started beside the old one would fail to open it.
+   */
+  #startWhenFree(): void {
+    const run = this.#run;
+    void Promise.all(this.#ending).then(() => {
+      if (run === this.#run && this.#running && !this.#paused) this.#startRun();
+    });
   }
 
   #startRun({ throwIfMissing = false } = {}): void {
@@ -498,7 +509,7 @@ export abstract class ProcessCamera extends Camera {
     clearTimeout(this.#restartTimer);
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
-      if (this.#running && !this.#paused) this.#startRun();
+      this.#startWhenFree();
     }, delay);
   }
 }
