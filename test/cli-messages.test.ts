@@ -221,37 +221,81 @@ describe("failures at start", () => {
   });
 });
 
-describe("the log of a clean run, as a person at a terminal reads it (pretty)", () => {
-  it("one start line with the dashboard and /docs, no Fastify 'Server listening', one line for a clean shutdown", async () => {
-    const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--log-format", "pretty"], {
+/**
+ * `serve` with pretty output until it listens, `whileServing(startLine)`, then SIGINT:
+ * every line it printed, its exit code and stderr.
+ */
+async function prettyRun(
+  args: string[],
+  whileServing: (startLine: string) => Promise<void> = async () => {},
+): Promise<{ lines: string[]; code: number | null; stderr: string }> {
+  const child = spawn(
+    process.execPath,
+    [CLI, "serve", "--port", "0", "--log-format", "pretty", ...args],
+    {
       cwd: dir,
       env: { ...process.env, NO_COLOR: "1" },
       stdio: ["ignore", "pipe", "pipe"],
-    });
-    trackChild(child);
-    const lines: string[] = [];
-    const started = deferred<string>();
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      lines.push(line);
-      if (line.includes("listening on")) started.resolve(line);
-    });
-    let stderr = "";
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    const closed = new Promise<number | null>((resolve) => child.once("close", resolve));
-    const start = await within(started.promise, "the start line");
-    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(start)?.[1];
-    expect(url, start).toBeDefined();
-    expect(start).toMatch(
-      new RegExp(
-        `INFO: listening on ${url}/ — open it for the dashboard; API docs at ${url}/docs$`,
-      ),
-    );
-    expect((await fetch(`${url}/docs`)).status).toBe(200);
+    },
+  );
+  trackChild(child);
+  const lines: string[] = [];
+  const started = deferred<string>();
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    lines.push(line);
+    if (line.includes("listening on")) started.resolve(line);
+  });
+  let stderr = "";
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const closed = new Promise<number | null>((resolve) => child.once("close", resolve));
+  await whileServing(await within(started.promise, "the start line"));
+  child.kill("SIGINT");
+  const code = await within(closed, "the server to exit");
+  return { lines, code, stderr };
+}
 
-    child.kill("SIGINT");
-    expect(await within(closed, "the server to exit"), stderr).toBe(0);
+describe("the log of a clean run, as a person at a terminal reads it (pretty)", () => {
+  it("a Thing whose start() fails: one line each, the stack and fields only at --log-level debug", async () => {
+    await writeFile(
+      join(dir, "unplugged.ts"),
+      `import { Thing } from ${JSON.stringify(FRAMEWORK)};\nexport class Unplugged extends Thing {\n  override async start() {\n    throw new Error("no camera on /dev/video0");\n  }\n}\n`,
+    );
+    const path = await config(
+      "unplugged.json",
+      `{ "things": { "stage": "${STAGE}", "cam": "./unplugged.ts#Unplugged" } }`,
+    );
+    const { lines } = await prettyRun(["--config", path]);
+    const text = lines.join("\n");
+    expect(lines.filter((l) => l.includes("ERROR:"))).toEqual([
+      expect.stringMatching(
+        /ERROR: Thing 'cam' failed to start: no camera on \/dev\/video0; it is not served, the other Things are$/,
+      ),
+      expect.stringMatching(
+        /ERROR: serving without cam: failed to start \(their URLs answer 503\)$/,
+      ),
+    ]);
+    expect(text).not.toMatch(STACK_FRAME);
+    expect(lines).toHaveLength(4); // the two errors, listening, shut down
+
+    const debug = (await prettyRun(["--config", path, "--log-level", "debug"])).lines.join("\n");
+    expect(debug).toMatch(STACK_FRAME);
+    expect(debug).toContain('"cam": "no camera on /dev/video0"');
+  });
+
+  it("one start line with the dashboard and /docs, no Fastify 'Server listening', one line for a clean shutdown", async () => {
+    const { lines, code, stderr } = await prettyRun([], async (start) => {
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(start)?.[1];
+      expect(url, start).toBeDefined();
+      expect(start).toMatch(
+        new RegExp(
+          `INFO: listening on ${url}/ — open it for the dashboard; API docs at ${url}/docs$`,
+        ),
+      );
+      expect((await fetch(`${url}/docs`)).status).toBe(200);
+    });
+    expect(code, stderr).toBe(0);
     expect(lines).toHaveLength(2);
     expect(lines[1]).toMatch(/INFO: shut down cleanly in \d+ ms \(SIGINT\)$/);
     expect(lines.join("\n")).not.toMatch(/Server listening|hungThings|\[\]/);
