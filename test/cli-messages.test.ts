@@ -53,6 +53,17 @@ describe("mistakes in the command line", () => {
     expect(stderr).toContain("serve");
   });
 
+  it("a misspelt command: the nearest real one, then the usage, exit 2", async () => {
+    const { code, stderr } = await runCli(["srve", "--port", "0"]);
+    expect(code).toBe(2);
+    expect(stderr.split("\n")[0]).toBe(
+      "labthings-ts: unknown command 'srve' (did you mean serve?)",
+    );
+    expect(stderr).toContain("Usage: labthings-ts <command>");
+    const far = await runCli(["microscope"]);
+    expect(far.stderr.split("\n")[0]).toBe("labthings-ts: unknown command 'microscope'");
+  });
+
   it("an unknown flag is an unknown argument, with the nearest real one and a pointer to --help", async () => {
     const { code, stderr } = await runCli(["serve", "--prot", "5001"]);
     expect(code).toBe(2);
