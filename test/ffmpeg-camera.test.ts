@@ -234,6 +234,9 @@ describe("FfmpegCamera streaming", () => {
   it("captures a full-resolution JPEG whose EXIF holds the Things' state", async () => {
     const rig = await serveCamera({ input: lavfi("640x480") });
     await view(rig).then((v) => v.part(1, FIRST_FRAMES_MS));
+    // No size was given: the log says what the source sends, not that 1280×720 was asked.
+    const size = await rig.logs.waitFor((l) => /delivers 640×480/.test(l.msg), "the size line");
+    expect(size.msg).toBe("testsrc2=size=640x480:rate=30 delivers 640×480");
     const post = await fetch(`${rig.base}/camera/capture`, { method: "POST" });
     expect(post.status).toBe(201);
     const status = await pollUntil(async () => {

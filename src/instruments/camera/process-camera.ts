@@ -427,9 +427,10 @@ export abstract class ProcessCamera extends Camera {
     const size = jpegDimensions(jpeg);
     if (!size) return;
     if (size.width !== this.#resolution.width || size.height !== this.#resolution.height) {
-      this.logger.info(
-        `${this.source} delivers ${size.width}×${size.height} (${this.#resolution.width}×${this.#resolution.height} was asked)`,
-      );
+      const asked = this.resolutionAsked
+        ? ` (${this.#resolution.width}×${this.#resolution.height} was asked)`
+        : "";
+      this.logger.info(`${this.source} delivers ${size.width}×${size.height}${asked}`);
       this.#resolution = size;
       this.notifyPropertyChanged("resolution", size);
       this.notifyPropertyChanged("fieldOfView", this.fieldOfView);
