@@ -182,12 +182,24 @@ describe("failures at start", () => {
   afterAll(() => new Promise<void>((resolve) => holder.close(() => resolve())));
 
   it("a port in use: one line naming the port and the way out, exit 1", async () => {
-    const { code, stdout, stderr } = await runCli(["serve", "--port", String(takenPort)]);
+    const { code, stdout, stderr } = await runCli(["serve", "--port", String(takenPort)], {
+      env: { npm_lifecycle_event: "" }, // not run by an npm script (`npm test` sets it)
+    });
     expect(code).toBe(1);
     expect(stderr).toBe(
       `labthings-ts: port ${takenPort} on 127.0.0.1 is already in use: stop what runs there, or choose another port: --port ${takenPort + 1} (or --port 0 for any free one; "port" in the config file)\n`,
     );
     expect(stdout).not.toMatch(/Server listening|listening on/);
+  });
+
+  it("a port in use under `npm start` or `npm run dev`: the flag as npm passes it", async () => {
+    const args = ["serve", "--port", String(takenPort)];
+    const start = await runCli(args, { env: { npm_lifecycle_event: "start" } });
+    expect(start.stderr).toContain(`another port: npm start -- --port ${takenPort + 1} (or`);
+    const dev = await runCli(args, { env: { npm_lifecycle_event: "dev" } });
+    expect(dev.stderr).toContain(`another port: npm run dev -- --port ${takenPort + 1} (or`);
+    const npx = await runCli(args, { env: { npm_lifecycle_event: "npx" } });
+    expect(npx.stderr).toContain(`another port: --port ${takenPort + 1} (or`);
   });
 
   it("a Thing module that does not exist: one line naming the Thing and the file", async () => {
