@@ -53,6 +53,17 @@ describe("mistakes in the command line", () => {
     expect(stderr).toContain("serve");
   });
 
+  it("a misspelt command: the nearest real one, then the usage, exit 2", async () => {
+    const { code, stderr } = await runCli(["srve", "--port", "0"]);
+    expect(code).toBe(2);
+    expect(stderr.split("\n")[0]).toBe(
+      "labthings-ts: unknown command 'srve' (did you mean serve?)",
+    );
+    expect(stderr).toContain("Usage: labthings-ts <command>");
+    const far = await runCli(["microscope"]);
+    expect(far.stderr.split("\n")[0]).toBe("labthings-ts: unknown command 'microscope'");
+  });
+
   it("an unknown flag is an unknown argument, with the nearest real one and a pointer to --help", async () => {
     const { code, stderr } = await runCli(["serve", "--prot", "5001"]);
     expect(code).toBe(2);
@@ -92,6 +103,25 @@ describe("mistakes in the command line", () => {
       "labthings-ts call: 'fast' is not JSON. A text value needs JSON quotes inside the shell's: '\"fast\"'\n" +
         "Run 'labthings-ts call --help' to see its arguments.\n",
     );
+  });
+
+  it("an object whose quotes the shell ate: shows the object quoted, not a text value", async () => {
+    // `call … moveRelative {"x":1000,"y":-5}` without single quotes reaches us as this.
+    const { code, stderr } = await runCli([
+      "call",
+      "http://127.0.0.1:9/stage/",
+      "moveRelative",
+      "{x:1000,y:-5}",
+    ]);
+    expect(code).toBe(2);
+    const [first, ...rest] = stderr.split("\n");
+    expect(first).toMatch(/^labthings-ts call: '\{x:1000,y:-5\}' is not JSON \(.+\)\. /);
+    expect(first).toMatch(/: '\{"x":1000,"y":-5\}'$/);
+    expect(rest).toEqual(["Run 'labthings-ts call --help' to see its arguments.", ""]);
+    const broken = await runCli(["call", "http://127.0.0.1:9/stage/", "moveRelative", '{"x": 10']);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).not.toContain(`'"{\\"x\\": 10"'`);
+    expect(broken.stderr).toContain('for example \'{"x": 1000, "mode": "fast"}\'');
   });
 });
 
@@ -152,12 +182,24 @@ describe("failures at start", () => {
   afterAll(() => new Promise<void>((resolve) => holder.close(() => resolve())));
 
   it("a port in use: one line naming the port and the way out, exit 1", async () => {
-    const { code, stdout, stderr } = await runCli(["serve", "--port", String(takenPort)]);
+    const { code, stdout, stderr } = await runCli(["serve", "--port", String(takenPort)], {
+      env: { npm_lifecycle_event: "" }, // not run by an npm script (`npm test` sets it)
+    });
     expect(code).toBe(1);
     expect(stderr).toBe(
       `labthings-ts: port ${takenPort} on 127.0.0.1 is already in use: stop what runs there, or choose another port: --port ${takenPort + 1} (or --port 0 for any free one; "port" in the config file)\n`,
     );
     expect(stdout).not.toMatch(/Server listening|listening on/);
+  });
+
+  it("a port in use under `npm start` or `npm run dev`: the flag as npm passes it", async () => {
+    const args = ["serve", "--port", String(takenPort)];
+    const start = await runCli(args, { env: { npm_lifecycle_event: "start" } });
+    expect(start.stderr).toContain(`another port: npm start -- --port ${takenPort + 1} (or`);
+    const dev = await runCli(args, { env: { npm_lifecycle_event: "dev" } });
+    expect(dev.stderr).toContain(`another port: npm run dev -- --port ${takenPort + 1} (or`);
+    const npx = await runCli(args, { env: { npm_lifecycle_event: "npx" } });
+    expect(npx.stderr).toContain(`another port: --port ${takenPort + 1} (or`);
   });
 
   it("a Thing module that does not exist: one line naming the Thing and the file", async () => {
@@ -202,37 +244,81 @@ describe("failures at start", () => {
   });
 });
 
-describe("the log of a clean run, as a person at a terminal reads it (pretty)", () => {
-  it("one start line with the dashboard and /docs, no Fastify 'Server listening', one line for a clean shutdown", async () => {
-    const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--log-format", "pretty"], {
+/**
+ * `serve` with pretty output until it listens, `whileServing(startLine)`, then SIGINT:
+ * every line it printed, its exit code and stderr.
+ */
+async function prettyRun(
+  args: string[],
+  whileServing: (startLine: string) => Promise<void> = async () => {},
+): Promise<{ lines: string[]; code: number | null; stderr: string }> {
+  const child = spawn(
+    process.execPath,
+    [CLI, "serve", "--port", "0", "--log-format", "pretty", ...args],
+    {
       cwd: dir,
       env: { ...process.env, NO_COLOR: "1" },
       stdio: ["ignore", "pipe", "pipe"],
-    });
-    trackChild(child);
-    const lines: string[] = [];
-    const started = deferred<string>();
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      lines.push(line);
-      if (line.includes("listening on")) started.resolve(line);
-    });
-    let stderr = "";
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    const closed = new Promise<number | null>((resolve) => child.once("close", resolve));
-    const start = await within(started.promise, "the start line");
-    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(start)?.[1];
-    expect(url, start).toBeDefined();
-    expect(start).toMatch(
-      new RegExp(
-        `INFO: listening on ${url}/ — open it for the dashboard; API docs at ${url}/docs$`,
-      ),
-    );
-    expect((await fetch(`${url}/docs`)).status).toBe(200);
+    },
+  );
+  trackChild(child);
+  const lines: string[] = [];
+  const started = deferred<string>();
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    lines.push(line);
+    if (line.includes("listening on")) started.resolve(line);
+  });
+  let stderr = "";
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const closed = new Promise<number | null>((resolve) => child.once("close", resolve));
+  await whileServing(await within(started.promise, "the start line"));
+  child.kill("SIGINT");
+  const code = await within(closed, "the server to exit");
+  return { lines, code, stderr };
+}
 
-    child.kill("SIGINT");
-    expect(await within(closed, "the server to exit"), stderr).toBe(0);
+describe("the log of a clean run, as a person at a terminal reads it (pretty)", () => {
+  it("a Thing whose start() fails: one line each, the stack and fields only at --log-level debug", async () => {
+    await writeFile(
+      join(dir, "unplugged.ts"),
+      `import { Thing } from ${JSON.stringify(FRAMEWORK)};\nexport class Unplugged extends Thing {\n  override async start() {\n    throw new Error("no camera on /dev/video0");\n  }\n}\n`,
+    );
+    const path = await config(
+      "unplugged.json",
+      `{ "things": { "stage": "${STAGE}", "cam": "./unplugged.ts#Unplugged" } }`,
+    );
+    const { lines } = await prettyRun(["--config", path]);
+    const text = lines.join("\n");
+    expect(lines.filter((l) => l.includes("ERROR:"))).toEqual([
+      expect.stringMatching(
+        /ERROR: Thing 'cam' failed to start: no camera on \/dev\/video0; it is not served, the other Things are$/,
+      ),
+      expect.stringMatching(
+        /ERROR: serving without cam: failed to start \(their URLs answer 503\)$/,
+      ),
+    ]);
+    expect(text).not.toMatch(STACK_FRAME);
+    expect(lines).toHaveLength(4); // the two errors, listening, shut down
+
+    const debug = (await prettyRun(["--config", path, "--log-level", "debug"])).lines.join("\n");
+    expect(debug).toMatch(STACK_FRAME);
+    expect(debug).toContain('"cam": "no camera on /dev/video0"');
+  });
+
+  it("one start line with the dashboard and /docs, no Fastify 'Server listening', one line for a clean shutdown", async () => {
+    const { lines, code, stderr } = await prettyRun([], async (start) => {
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(start)?.[1];
+      expect(url, start).toBeDefined();
+      expect(start).toMatch(
+        new RegExp(
+          `INFO: listening on ${url}/ — open it for the dashboard; API docs at ${url}/docs$`,
+        ),
+      );
+      expect((await fetch(`${url}/docs`)).status).toBe(200);
+    });
+    expect(code, stderr).toBe(0);
     expect(lines).toHaveLength(2);
     expect(lines[1]).toMatch(/INFO: shut down cleanly in \d+ ms \(SIGINT\)$/);
     expect(lines.join("\n")).not.toMatch(/Server listening|hungThings|\[\]/);

@@ -35,8 +35,14 @@ afterAll(removeTempDirs);
 describe("serve: DNS-SD, directory and MQTT options", () => {
   it.each([
     { args: ["--mdns", "--no-mdns"], names: "--mdns or --no-mdns, not both" },
-    { args: ["--mqtt", "http://127.0.0.1:1883"], names: "--mqtt: must match" },
-    { args: ["--directory", "tdd.local"], names: "--directory: must match" },
+    {
+      args: ["--mqtt", "http://127.0.0.1:1883"],
+      names: '--mqtt: must be a URL starting with mqtt:// or mqtts://, not "http://127.0.0.1:1883"',
+    },
+    {
+      args: ["--directory", "tdd.local"],
+      names: '--directory: must be a URL starting with http:// or https://, not "tdd.local"',
+    },
   ])("$args exits with code 2 and says why", async ({ args, names }) => {
     const path = await config("stage.json", { things: { stage: STAGE } });
     const { code, stderr } = await runToExit(["--config", path, "--port", "0", ...args]);

@@ -234,6 +234,9 @@ describe("FfmpegCamera streaming", () => {
   it("captures a full-resolution JPEG whose EXIF holds the Things' state", async () => {
     const rig = await serveCamera({ input: lavfi("640x480") });
     await view(rig).then((v) => v.part(1, FIRST_FRAMES_MS));
+    // No size was given: the log says what the source sends, not that 1280×720 was asked.
+    const size = await rig.logs.waitFor((l) => /delivers 640×480/.test(l.msg), "the size line");
+    expect(size.msg).toBe("testsrc2=size=640x480:rate=30 delivers 640×480");
     const post = await fetch(`${rig.base}/camera/capture`, { method: "POST" });
     expect(post.status).toBe(201);
     const status = await pollUntil(async () => {
@@ -349,6 +352,48 @@ describe("FfmpegCamera faults", () => {
       "frames from the new ffmpeg",
       10_000,
     );
+    expect(viewer.outcome).toBeUndefined();
+  });
+
+  it("never starts a new ffmpeg while the old one still runs (a webcam stays busy until it exits)", async () => {
+    const rig = await serveCamera({ input: lavfi("320x240"), width: 320, height: 240 });
+    const viewer = await view(rig);
+    await viewer.part(2, FIRST_FRAMES_MS);
+    let most = 0;
+    const sampler = setInterval(() => {
+      most = Math.max(most, ffmpegChildren().length);
+    }, 25);
+    try {
+      // A new resolution while ffmpeg is slow to exit (stopped: SIGTERM waits for SIGKILL).
+      const [first] = ffmpegChildren();
+      process.kill(first!, "SIGSTOP");
+      const put = await fetch(`${rig.base}/camera/resolution`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ width: 160, height: 120 }),
+      });
+      expect(put.status).toBe(204);
+      await viewer.waitFor(
+        () => viewer.parts.some((p) => sizeOf(p.jpeg) === "160x120"),
+        "a 160×120 frame from the new ffmpeg",
+        FIRST_FRAMES_MS,
+      );
+      expect(isAlive(first!)).toBe(false);
+      // A fault: the watchdog's restart (200 ms) comes before the SIGKILL bound (500 ms).
+      const [second] = ffmpegChildren();
+      process.kill(second!, "SIGSTOP");
+      await rig.logs.waitFor((l) => /no frame from .* for \d+ ms/.test(l.msg), "the watchdog");
+      const stalled = viewer.parts.length;
+      await viewer.waitFor(
+        () => viewer.parts.length > stalled + 2,
+        "frames from the third ffmpeg",
+        FIRST_FRAMES_MS,
+      );
+      expect(isAlive(second!)).toBe(false);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(most, "ffmpeg processes at once").toBe(1);
     expect(viewer.outcome).toBeUndefined();
   });
 

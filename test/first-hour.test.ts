@@ -23,6 +23,8 @@ import {
   runProcess,
   trackChild,
 } from "./support/cli-process.js";
+import { freePort } from "./support/mosquitto.js";
+import { pollUntil } from "./support/processes.js";
 import { removeTempDirs, tempDir } from "./support/temp-dir.js";
 import { deferred, within } from "./support/within.js";
 
@@ -143,10 +145,41 @@ describe("labthings-ts init", () => {
     // of the group may be left running.
     expect(start.output()).toContain('"msg":"shut down cleanly"');
     await within(groupGone(start.child.pid!), "every process of npm start's group to end");
+    const stopMs = performance.now() - stop;
+
+    // `npm run dev`: an edit of the Thing is served after a clean restart, without a hand
+    // (on a port of its own: with --port 0 the restarted server would pick another).
+    const dev = await startProject(project, "dev", await freePort());
+    const lamp = join(project, "src/lamp.ts");
+    const source = await readFile(lamp, "utf8");
+    await writeFile(
+      lamp,
+      source.replace(
+        "  accessor brightness = 0.5;\n",
+        "  accessor brightness = 0.5;\n\n  @property({ schema: Type.Number(), readOnly: true }) accessor watts = 7;\n",
+      ),
+    );
+    const watts = async () => {
+      try {
+        const response = await fetch(`${dev.url}/lamp/watts`);
+        return response.status === 200 ? ((await response.json()) as number) : undefined;
+      } catch {
+        return undefined; // restarting
+      }
+    };
+    await pollUntil(
+      async () => ((await watts()) === 7 ? true : undefined),
+      "the edited Lamp to be served by npm run dev",
+      30_000,
+    );
+    expect(dev.output()).toContain('"msg":"shut down cleanly"');
+    process.kill(-dev.child.pid!, "SIGTERM");
+    await within(dev.closed, "npm run dev to end after SIGTERM");
+    await within(groupGone(dev.child.pid!), "every process of npm run dev's group to end");
     console.log(
       `init → green: pack ${packed.ms.toFixed(0)} ms, npm install ${install.ms.toFixed(0)} ms, ` +
         `npm test ${test.ms.toFixed(0)} ms, npm start → listening ${start.ms.toFixed(0)} ms, ` +
-        `SIGTERM → exit ${(performance.now() - stop).toFixed(0)} ms; ` +
+        `SIGTERM → exit ${stopMs.toFixed(0)} ms; ` +
         `all ${((performance.now() - started) / 1000).toFixed(1)} s`,
     );
   });
@@ -164,8 +197,12 @@ async function groupGone(pgid: number): Promise<void> {
   }
 }
 
-/** `npm start -- --port 0` in its own process group; resolves once it listens. */
-async function startProject(project: string): Promise<{
+/** `npm run <script> -- --port N` in its own process group; resolves once it listens. */
+async function startProject(
+  project: string,
+  script = "start",
+  port = 0,
+): Promise<{
   child: ChildProcess;
   url: string;
   ms: number;
@@ -173,7 +210,7 @@ async function startProject(project: string): Promise<{
   closed: Promise<number | null>;
 }> {
   const started = performance.now();
-  const child = spawn("npm", ["start", "--", "--port", "0"], {
+  const child = spawn("npm", ["run", script, "--", "--port", String(port)], {
     cwd: project,
     env: { ...cleanEnvironment(), NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "pipe"],
@@ -192,8 +229,8 @@ async function startProject(project: string): Promise<{
   });
   const closed = new Promise<number | null>((resolve) => child.once("close", resolve));
   const early = closed.then((code) => {
-    throw new Error(`npm start ended (${code}) before listening:\n${output}`);
+    throw new Error(`npm run ${script} ended (${code}) before listening:\n${output}`);
   });
-  const url = await within(Promise.race([listening.promise, early]), "npm start to listen");
+  const url = await within(Promise.race([listening.promise, early]), `npm run ${script} to listen`);
   return { child, url, ms: performance.now() - started, output: () => output, closed };
 }

@@ -110,6 +110,8 @@ describe("the fleet page", () => {
     const deadCard = card(urls.dead);
     expect(await deadCard.locator(".fleet-offline").textContent()).toBe("not answering");
     expect(await deadCard.locator(".fleet-thing").count()).toBe(0);
+    // Why, not only fetch's "fetch failed".
+    expect(await deadCard.textContent()).toContain("(connect ECONNREFUSED 127.0.0.1:");
     expect(pageErrors).toEqual([]);
   });
 

@@ -80,11 +80,8 @@ function parseCallArguments(args: string[]): CallArguments | "help" {
   if (json !== undefined) {
     try {
       value = JSON.parse(json);
-    } catch {
-      // The shell ate the quotes a JSON string needs: show the value quoted both ways.
-      throw new UsageError(
-        `'${json}' is not JSON. A text value needs JSON quotes inside the shell's: '${JSON.stringify(json)}'`,
-      );
+    } catch (error) {
+      throw new UsageError(notJson(json, error as Error));
     }
   }
   return {
@@ -95,6 +92,25 @@ function parseCallArguments(args: string[]): CallArguments | "help" {
     output: parsed.values.output,
     token: parsed.values.token ?? (process.env.LABTHINGS_TOKEN || undefined),
   };
+}
+
+/**
+ * Why `json` is not JSON, and the quoting that fixes it. Most often the shell ate the
+ * quotes: `"fast"` arrives as `fast`, and `{"x": 1000}` unquoted as `{x: 1000}`.
+ */
+function notJson(json: string, error: Error): string {
+  if (!/^\s*[[{]/.test(json)) {
+    return `'${json}' is not JSON. A text value needs JSON quotes inside the shell's: '${JSON.stringify(json)}'`;
+  }
+  const why = `'${json}' is not JSON (${error.message})`;
+  // Bare member names, as the shell leaves `{"x": 1000}` written without single quotes.
+  const quoted = json.replace(/([{,]\s*)([A-Za-z_$][\w$]*)(\s*:)/g, '$1"$2"$3');
+  try {
+    JSON.parse(quoted);
+    return `${why}. Member names need JSON quotes, and the whole value the shell's: '${quoted}'`;
+  } catch {
+    return `${why}. Names and text need JSON quotes, and the whole value the shell's, for example '{"x": 1000, "mode": "fast"}'`;
+  }
 }
 
 function parseFlags(args: string[]) {

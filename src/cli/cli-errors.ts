@@ -118,9 +118,20 @@ function reportConfigError(
 /** The way out of a failed listen: which flag or config key to change. */
 function listenAdvice(error: ListenError): string {
   if (error.code === "EADDRINUSE") {
-    return `stop what runs there, or choose another port: --port ${error.port === 65535 ? 5001 : error.port + 1} (or --port 0 for any free one; "port" in the config file)`;
+    const port = error.port === 65535 ? 5001 : error.port + 1;
+    return `stop what runs there, or choose another port: ${throughNpm()}--port ${port} (or --port 0 for any free one; "port" in the config file)`;
   }
   if (error.code === "EACCES")
     return 'use a port above 1023 (--port, or "port" in the config file)';
   return 'use 127.0.0.1, or an address this machine has (--host, or "host" in the config file)';
+}
+
+/**
+ * How a flag reaches us when an npm script ran us (`npm start`): after `--`, or npm takes
+ * it for itself. npx passes flags through as they are.
+ */
+function throughNpm(): string {
+  const script = process.env.npm_lifecycle_event;
+  if (!script || script === "npx") return "";
+  return `${script === "start" || script === "test" ? "npm" : "npm run"} ${script} -- `;
 }

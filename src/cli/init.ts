@@ -50,6 +50,8 @@ function projectPackage(name: string, dependency: string, own: OwnPackage, targe
     type: "module",
     scripts: {
       start: "labthings-ts serve --config labthings.json",
+      // Node's watch mode restarts the server (a clean shutdown) when a Thing's file changes.
+      dev: "node --watch node_modules/labthings-ts/dist/src/cli/main.js serve --config labthings.json",
       test: "tsc --noEmit && vitest run",
     },
     engines: own.engines,
@@ -150,6 +152,7 @@ Next:
   cd ${shown}
   npm install
   npm start      # serves the Lamp: http://127.0.0.1:5000/ (dashboard) and /docs
+  npm run dev    # the same, restarted whenever you save a change
   npm test       # type-checks, then tests the Lamp on its own and over HTTP`);
   } catch (error) {
     reportFailure(error);

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 /** `labthings-ts`: the command-line entry point. */
 import { readFileSync } from "node:fs";
+import { closest } from "../config/config-problems.js";
 import { reportFailure } from "./cli-errors.js";
+
+const COMMANDS = ["serve", "call", "client-gen", "devices", "discover", "init"];
 
 const USAGE = `Usage: labthings-ts <command> [options]
 
@@ -56,9 +59,12 @@ async function main(argv: string[]): Promise<void> {
     case "help":
       console.log(USAGE);
       return;
-    default:
-      console.error(`labthings-ts: unknown command '${command}'\n\n${USAGE}`);
+    default: {
+      const near = closest(command, COMMANDS);
+      const hint = near ? ` (did you mean ${near}?)` : "";
+      console.error(`labthings-ts: unknown command '${command}'${hint}\n\n${USAGE}`);
       process.exitCode = 2;
+    }
   }
 }
 

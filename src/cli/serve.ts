@@ -232,7 +232,7 @@ async function run(config: ServerConfig, baseDir: string, startedAt: number): Pr
   }
   if (server.registry.failed.size > 0) {
     logger.error(
-      { failed: Object.fromEntries(server.registry.failed) },
+      brief({ failed: Object.fromEntries(server.registry.failed) }),
       `serving without ${[...server.registry.failed.keys()].join(", ")}: failed to start (their URLs answer 503)`,
     );
   }

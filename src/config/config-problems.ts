@@ -82,8 +82,12 @@ function reasonFor(problem: SchemaProblem): string {
       return limit === 1 ? "must not be empty" : `must be at least ${limit} characters long`;
     case "minProperties":
       return `must have at least ${limit} ${limit === 1 ? "entry" : "entries"}`;
-    case "pattern":
+    case "pattern": {
+      // A URL's scheme reads better in words than the regex that checks it.
+      const scheme = /^\^([a-z]+)s\?:\/\/\[\^\\s/.exec(String(problem.params.pattern))?.[1];
+      if (scheme) return `must be a URL starting with ${scheme}:// or ${scheme}s://, ${found}`;
       return `must match ${String(problem.params.pattern)}, ${found}`;
+    }
     default:
       return `${problem.message}, ${found}`;
   }

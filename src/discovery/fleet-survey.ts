@@ -10,8 +10,8 @@
  * answers are kept for a couple of seconds, and every request is bounded in time.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { messageOf } from "../client/http-requester.js";
 import type { ThingLogger } from "../model/logger.js";
-import { errorMessage } from "../runtime/settle.js";
 import type { DirectoryOptions } from "./directory-registration.js";
 import { DnsSdBrowser } from "./dns-sd-browser.js";
 
@@ -147,7 +147,7 @@ export class FleetSurvey {
       );
     } catch (error) {
       this.options.logger.debug(
-        { directory: url.href, err: errorMessage(error) },
+        { directory: url.href, err: messageOf(error) },
         "fleet: directory listing failed",
       );
       return [];
@@ -179,7 +179,7 @@ export class FleetSurvey {
         if (link.rel === "alternate" && link.type === "text/html") server.dashboard = href;
       }
     } catch (error) {
-      server.detail = `${wellKnown}: ${errorMessage(error)}`;
+      server.detail = `${wellKnown}: ${messageOf(error)}`;
     }
     const things = await Promise.all([...tds].slice(0, MAX_THINGS).map((td) => probeThing(td)));
     if (things.some((thing) => thing.status === "ok")) server.online = true;
@@ -216,7 +216,7 @@ async function probeThing(td: string): Promise<FleetThing> {
       title: name,
       td,
       status: "failed",
-      detail: errorMessage(error),
+      detail: messageOf(error),
       snapshots: [],
       needsToken: false,
     };

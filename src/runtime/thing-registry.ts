@@ -1,4 +1,5 @@
 import { NotFoundError, ThingDefinitionError, ThingLifecycleError } from "../errors.js";
+import { brief } from "../logging/logger.js";
 import type { ThingClass } from "../model/declarations.js";
 import { AFFORDANCE_NAME, RESERVED_NAMES, slotsOf } from "../model/declarations.js";
 import type { ThingLogger } from "../model/logger.js";
@@ -256,8 +257,9 @@ export class ThingRegistry {
 
   #setAside(name: string, reason: string, error?: unknown): void {
     this.#failed.set(name, reason);
+    // The reason is in the line; its stack is for --log-level debug (and JSON output).
     this.logger.error(
-      { thing: name, err: error },
+      brief({ thing: name, err: error }),
       `Thing '${name}' failed to start: ${reason}; it is not served, the other Things are`,
     );
   }

@@ -343,8 +343,19 @@ export abstract class ProcessCamera extends Camera {
       clearTimeout(this.#restartTimer);
       this.#restartTimer = undefined;
       this.#endRun();
-      this.#startRun();
+      this.#startWhenFree();
     }, 20);
+  }
+
+  /**
+   * Start the next run once every old process has exited: a V4L2 device or the Pi camera
+   * stays busy until then, so a process started beside the old one would fail to open it.
+   */
+  #startWhenFree(): void {
+    const run = this.#run;
+    void Promise.all(this.#ending).then(() => {
+      if (run === this.#run && this.#running && !this.#paused) this.#startRun();
+    });
   }
 
   #startRun({ throwIfMissing = false } = {}): void {
@@ -416,9 +427,10 @@ export abstract class ProcessCamera extends Camera {
     const size = jpegDimensions(jpeg);
     if (!size) return;
     if (size.width !== this.#resolution.width || size.height !== this.#resolution.height) {
-      this.logger.info(
-        `${this.source} delivers ${size.width}×${size.height} (${this.#resolution.width}×${this.#resolution.height} was asked)`,
-      );
+      const asked = this.resolutionAsked
+        ? ` (${this.#resolution.width}×${this.#resolution.height} was asked)`
+        : "";
+      this.logger.info(`${this.source} delivers ${size.width}×${size.height}${asked}`);
       this.#resolution = size;
       this.notifyPropertyChanged("resolution", size);
       this.notifyPropertyChanged("fieldOfView", this.fieldOfView);
@@ -498,7 +510,7 @@ export abstract class ProcessCamera extends Camera {
     clearTimeout(this.#restartTimer);
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
-      if (this.#running && !this.#paused) this.#startRun();
+      this.#startWhenFree();
     }, delay);
   }
 }
