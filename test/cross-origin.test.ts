@@ -12,6 +12,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket as NodeWebSocket } from "ws";
 import { ThingServer } from "../src/index.js";
 import { launchChromium } from "./support/chromium.js";
 import { microscopeEntries, TINY_CAMERA } from "./support/microscope.js";
@@ -33,6 +34,33 @@ async function microscope(cors?: string[]): Promise<string> {
   );
   servers.push(server);
   return server.start();
+}
+
+/**
+ * Runs in the page: opens a websocket, observes the stage's speed and writes it once (from
+ * the test's side, below, the write comes over HTTP), and reports what it heard in 3 s.
+ */
+function openWebSocket(url: string): Promise<{ opened: boolean; messages: unknown[] }> {
+  return new Promise((resolve) => {
+    const messages: unknown[] = [];
+    let opened = false;
+    const socket = new WebSocket(url);
+    socket.onopen = () => {
+      opened = true;
+      socket.send(JSON.stringify({ messageType: "addPropertyObservation", data: { speed: true } }));
+      void fetch(url.replace(/^ws/, "http").replace(/ws$/, "speed"), {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: "2500",
+      }).catch(() => undefined);
+    };
+    socket.onmessage = (event) => {
+      messages.push(JSON.parse(String(event.data)));
+      socket.close();
+    };
+    socket.onclose = () => resolve({ opened, messages });
+    setTimeout(() => resolve({ opened, messages }), 3000);
+  });
 }
 
 async function invocationIds(base: string): Promise<string[]> {
@@ -96,6 +124,43 @@ describe("a page of another site", () => {
     expect(problem.detail).toContain("'cors'");
   });
 
+  it("cannot open a websocket to watch properties (CORS keeps fetch from reading them too)", async () => {
+    const base = await microscope();
+    const tab = await browser.newPage();
+    try {
+      await tab.goto(`${pageOrigin}/`);
+      const heard = await tab.evaluate(openWebSocket, `${base.replace(/^http/, "ws")}/stage/ws`);
+      expect(heard).toEqual({ opened: false, messages: [] });
+      // Its own page, and a Node client (no Origin), still observe.
+      await tab.goto(`${base}/`);
+      const own = await tab.evaluate(openWebSocket, `${base.replace(/^http/, "ws")}/stage/ws`);
+      expect(own.opened).toBe(true);
+      expect(own.messages[0]).toMatchObject({ messageType: "propertyStatus" });
+    } finally {
+      await tab.close();
+    }
+    // What the browser sent, from Node: a 403 naming the way out.
+    const refusal = await within(
+      new Promise<{ status?: number; body: string }>((resolve, reject) => {
+        const socket = new NodeWebSocket(`${base.replace(/^http/, "ws")}/stage/ws`, {
+          origin: pageOrigin,
+        });
+        socket.on("unexpected-response", (_request, response) => {
+          let body = "";
+          response.on("data", (chunk: Buffer) => {
+            body += chunk.toString();
+          });
+          response.on("end", () => resolve({ status: response.statusCode, body }));
+        });
+        socket.on("open", () => reject(new Error("the websocket opened")));
+        socket.on("error", () => undefined);
+      }),
+      "the refused handshake",
+    );
+    expect(refusal.status).toBe(403);
+    expect(JSON.parse(refusal.body).detail).toContain("'cors' setting to let its pages observe");
+  });
+
   it("acts when the server lists its origin in cors", async () => {
     const base = await microscope([pageOrigin]);
     const tab = await browser.newPage();
@@ -109,6 +174,8 @@ describe("a page of another site", () => {
         [base, BODYLESS] as const,
       );
       expect(statuses).toEqual([201, 201, 201]);
+      const heard = await tab.evaluate(openWebSocket, `${base.replace(/^http/, "ws")}/stage/ws`);
+      expect(heard.opened).toBe(true);
     } finally {
       await tab.close();
     }

@@ -7,6 +7,11 @@
  * else `Origin`); clients that are not browsers (curl, Python, node-wot in Node) send
  * neither and are untouched. Origins listed in `cors` (or all, with `cors: true`) are
  * trusted, as Go's `http.CrossOriginProtection` does.
+ *
+ * A websocket handshake is a GET, but it is not "safe" here: browsers let any page open a
+ * websocket anywhere (the same-origin policy does not cover them), so without this check
+ * another site's page could read every property through `/{thing}/ws` while CORS keeps
+ * it from reading the same values with `fetch`. Handshakes are held to the same rule.
  */
 import type { FastifyRequest } from "fastify";
 import { CrossOriginError } from "../errors.js";
@@ -22,7 +27,8 @@ export class CrossOriginProtection {
 
   /** Throws CrossOriginError for an unsafe request from another site's page. */
   check(request: FastifyRequest): void {
-    if (SAFE_METHODS.has(request.method) || this.trusted === true) return;
+    const websocket = request.headers.upgrade?.toLowerCase() === "websocket";
+    if ((SAFE_METHODS.has(request.method) && !websocket) || this.trusted === true) return;
     const origin = request.headers.origin;
     if (origin !== undefined && this.trusted !== false && this.trusted.includes(origin)) return;
     const site = request.headers["sec-fetch-site"];
@@ -32,9 +38,11 @@ export class CrossOriginProtection {
     } else if (origin === undefined || sameHost(origin, request.headers.host)) {
       return;
     }
+    const what = websocket ? "A websocket to" : request.method;
     throw new CrossOriginError(
-      `${request.method} ${request.url.split("?", 1)[0]} comes from a page of another site` +
-        ` (${origin ?? site}): list that origin in the 'cors' setting to let its pages act here`,
+      `${what} ${request.url.split("?", 1)[0]} comes from a page of another site` +
+        ` (${origin ?? site}): list that origin in the 'cors' setting to let its pages` +
+        (websocket ? " observe here" : " act here"),
     );
   }
 }
