@@ -417,6 +417,20 @@ describe("actions on one server", () => {
       400,
     );
 
+    // JSON reads 1e400 as Infinity, which ajv would take for an integer: `times` has no
+    // maximum, so only the finiteness check stands between it and the action.
+    const infinite = await expectProblem(
+      await fetch(`${base}/lab/label`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"times": 1e400}',
+      }),
+      400,
+    );
+    expect(infinite.errors).toEqual([
+      { field: "/times", rule: "finite", message: "must be a finite number (not too large)" },
+    ]);
+
     // An action without input, given one.
     const noInput = await expectProblem(await postJson(`${base}/lab/ping`, { x: 1 }), 400);
     expect(noInput.errors?.[0]).toMatchObject({ field: "/", rule: "noInput" });

@@ -158,6 +158,20 @@ describe("mistakes in the config file", () => {
     expect(stderr).toContain("  --shutdown-timeout: must be at least 1, not 0\n");
   });
 
+  it("a number too large to be finite is named by its key, beside the other mistakes", async () => {
+    const path = await config(
+      "huge.json",
+      `{ "things": { "stage": "${STAGE}" }, "limits": { "urlBytes": 1e400 }, "port": -1 }`,
+    );
+    const { code, stderr } = await runCli(["serve", "--config", path]);
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      `labthings-ts: ${path}: 2 mistakes\n` +
+        "  limits.urlBytes: is too large a number (JSON reads it as infinity)\n" +
+        "  port: must be at least 0, not -1\n",
+    );
+  });
+
   it("invalid JSON: the line and column", async () => {
     const path = await config(
       "broken.json",

@@ -165,6 +165,22 @@ const badRequests: BadRequest[] = [
       expect(problem.errors?.[0]).toMatchObject({ field: "/exposureTime", rule: "type" }),
   },
   {
+    name: "a number too large to be finite (JSON reads 1e400 as Infinity)",
+    method: "PUT",
+    path: "/camera/colourGains",
+    body: '{"red": 1e400, "blue": 1}',
+    status: 400,
+    watch: ["/camera/colourGains"],
+    check: (problem) =>
+      expect(problem.errors).toEqual([
+        {
+          field: "/colourGains/red",
+          rule: "finite",
+          message: "must be a finite number (not too large)",
+        },
+      ]),
+  },
+  {
     name: "out of range: below the minimum",
     method: "PUT",
     path: "/camera/exposureTime",

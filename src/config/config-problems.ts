@@ -70,6 +70,9 @@ function reasonFor(problem: SchemaProblem): string {
         ? `unknown key (known here: ${known.filter((k) => k !== "$schema").join(", ")})`
         : "unknown key";
     }
+    case "finite":
+      // JSON reads 1e400 as Infinity; there is no text of it left to show.
+      return "is too large a number (JSON reads it as infinity)";
     case "minimum":
       return `must be at least ${limit}, ${found}`;
     case "maximum":

@@ -59,13 +59,19 @@ export class SchemaValidator {
 
   /** Like `check`, with each rule's parameters and the offending value (for people's messages). */
   problems(schema: TSchema, value: unknown, root: string): SchemaProblem[] {
+    // JSON.parse reads 1e400 as Infinity, and ajv takes Infinity for a number and even an
+    // integer: a move of `{"x": 1e400}` would reach the Thing. No affordance means that.
+    const infinite = nonFiniteNumbers(value, root ? `/${root}` : "");
     const validate = this.#validatorFor(schema);
-    if (validate(value)) return [];
+    if (validate(value)) return infinite;
     const kept = collapseUnions(validate.errors ?? []);
-    return kept
+    const problems = kept
       .map((error) => ({ error, order: orderInValue(value, error) }))
       .sort((a, b) => compareOrder(a.order, b.order))
       .map(({ error }) => toProblem(error, root));
+    // What else ajv said of an infinite number (a maximum, say) follows from it.
+    const infiniteAt = new Set(infinite.map((problem) => problem.field));
+    return [...infinite, ...problems.filter((problem) => !infiniteAt.has(problem.field))];
   }
 
   #validatorFor(schema: TSchema): ValidateFunction {
@@ -76,6 +82,30 @@ export class SchemaValidator {
     }
     return validate;
   }
+}
+
+/** Every number in `value` that is not finite, as a problem at its place. */
+function nonFiniteNumbers(value: unknown, field: string): SchemaProblem[] {
+  if (typeof value === "number") {
+    if (Number.isFinite(value)) return [];
+    return [
+      {
+        field,
+        rule: "finite",
+        message: "must be a finite number (not too large)",
+        params: {},
+        value,
+      },
+    ];
+  }
+  if (Array.isArray(value))
+    return value.flatMap((item, i) => nonFiniteNumbers(item, `${field}/${i}`));
+  if (typeof value === "object" && value !== null) {
+    return Object.entries(value).flatMap(([key, item]) =>
+      nonFiniteNumbers(item, `${field}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`),
+    );
+  }
+  return [];
 }
 
 /** A union-of-constants error carries its allowed values; others as ajv made them. */
