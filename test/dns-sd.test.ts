@@ -34,6 +34,7 @@ import { until, within } from "./support/within.js";
 
 const ZEROCONF = fileURLToPath(new URL("./support/zeroconf-browse.py", import.meta.url));
 const ANNOUNCE = fileURLToPath(new URL("./support/zeroconf-advertise.py", import.meta.url));
+const FLOOD = fileURLToPath(new URL("./support/dns-sd-flood.mjs", import.meta.url));
 const CONSUMER = fileURLToPath(new URL("./support/td-only-consumer.mjs", import.meta.url));
 const DIRECTORY = fileURLToPath(new URL("./support/directory-recorder.mjs", import.meta.url));
 /** Inside the namespace every port is free: its loopback is its own. */
@@ -328,5 +329,30 @@ describe("DNS-SD inside a private network namespace", () => {
       await new Promise((resolve) => setTimeout(resolve, 1200));
     }
     announcer.kill();
+  });
+  it("a flood of announcements with TTLs of years is bounded: the real servers stay found", async (context) => {
+    if (skipReason) return context.skip();
+    // After every other test (A and B have shut down): the flood stays cached.
+    await startServer("E", ["--host", "127.0.0.1", "--mdns"], await tempDir("labthings-dnssd-"));
+    const discover = namespace!.spawn(process.execPath, [CLI, "discover", "-t", "4", "--json"]);
+    let stdout = "";
+    discover.stdout!.setEncoding("utf8").on("data", (text: string) => {
+      stdout += text;
+    });
+    const exited = new Promise((resolve) => discover.once("exit", resolve));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const { stdout: flooded } = await namespace!.exec(process.execPath, [FLOOD, "1500"]);
+    expect(flooded.trim()).toBe("flooded 1500");
+    await within(exited, "discover to finish", 30_000);
+    const urls = stdout
+      .trim()
+      .split("\n")
+      .map((line) => (JSON.parse(line) as { url: string }).url);
+    expect(urls, "the real server, announced before the flood").toContain(
+      `http://127.0.0.1:${servers.E!.port}/`,
+    );
+    const fakes = urls.filter((url) => Number(new URL(url).port) >= 20000);
+    expect(fakes.length, "the flood reached the browser").toBeGreaterThan(100);
+    expect(urls.length, "kept at most 1024 instances").toBeLessThanOrEqual(1024);
   });
 });

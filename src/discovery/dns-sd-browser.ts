@@ -32,6 +32,18 @@ interface TxtEntry extends Entry {
   values: Record<string, string>;
 }
 
+/**
+ * Bounds on what anyone on the network can make us keep: answers arrive unasked, and a
+ * flood of unique names (or a TTL of years) would otherwise grow these maps for as long
+ * as the server browses. Names already known keep being refreshed; new ones past the cap
+ * are ignored until expired ones are swept. 1024 Things is far beyond a facility's LAN.
+ */
+const MAX_INSTANCES = 1024;
+const MAX_ADDRESSES_PER_HOST = 16;
+/** RFC 6762 §10 suggests 75 minutes for records other than host names. */
+const MAX_TTL_S = 4500;
+const SWEEP_EVERY_MS = 1000;
+
 /** When to ask again after starting (ms), then every REQUERY_MS while browsing. */
 const QUERY_DELAYS_MS = [0, 250, 1000];
 const REQUERY_MS = 15_000;
@@ -45,6 +57,7 @@ export class DnsSdBrowser {
   /** Where each instance's answer came from: the address when no A record came with it. */
   readonly #senders = new Map<string, string>();
   readonly #timers: NodeJS.Timeout[] = [];
+  #sweptAt = 0;
 
   constructor(private readonly logger: ThingLogger = silentLogger) {}
 
@@ -134,35 +147,65 @@ export class DnsSdBrowser {
 
   #take(response: makeMdns.ResponsePacket, sender: string): void {
     const now = Date.now();
+    this.#sweep(now);
     for (const record of [...response.answers, ...(response.additionals ?? [])]) {
       const ttl = "ttl" in record && typeof record.ttl === "number" ? record.ttl : 120;
-      const expires = now + ttl * 1000;
+      const expires = now + Math.min(ttl, MAX_TTL_S) * 1000;
       const name = record.name;
+      // Only what belongs to a `_wot._tcp` instance: other services' records are not ours.
+      const ofInstance = name.toLowerCase().endsWith(`.${WOT_SERVICE}`);
       switch (record.type) {
-        case "PTR":
+        case "PTR": {
           if (name.toLowerCase() !== WOT_SERVICE) break;
-          if (ttl === 0) this.#forget(String(record.data));
-          else {
-            this.#instances.set(String(record.data), { expires });
-            this.#senders.set(String(record.data), sender);
+          const instance = String(record.data);
+          if (ttl === 0) this.#forget(instance);
+          else if (this.#instances.has(instance) || this.#instances.size < MAX_INSTANCES) {
+            this.#instances.set(instance, { expires });
+            this.#senders.set(instance, sender);
           }
           break;
+        }
         case "SRV":
+          if (!ofInstance) break;
           if (ttl === 0) this.#forget(name);
-          else this.#srv.set(name, { expires, port: record.data.port, target: record.data.target });
+          else if (this.#srv.has(name) || this.#srv.size < MAX_INSTANCES) {
+            this.#srv.set(name, { expires, port: record.data.port, target: record.data.target });
+          }
           break;
         case "TXT":
-          if (ttl > 0) this.#txt.set(name, { expires, values: parseTxt(record.data) });
+          if (!ofInstance || ttl === 0) break;
+          if (this.#txt.has(name) || this.#txt.size < MAX_INSTANCES) {
+            this.#txt.set(name, { expires, values: parseTxt(record.data) });
+          }
           break;
         case "A": {
           const host = name.toLowerCase();
-          const known = this.#addresses.get(host) ?? new Map<string, Entry>();
-          if (ttl === 0) known.delete(String(record.data));
-          else known.set(String(record.data), { expires });
-          this.#addresses.set(host, known);
+          const known = this.#addresses.get(host);
+          if (ttl === 0) known?.delete(String(record.data));
+          else if (known) {
+            if (known.has(String(record.data)) || known.size < MAX_ADDRESSES_PER_HOST) {
+              known.set(String(record.data), { expires });
+            }
+          } else if (this.#addresses.size < MAX_INSTANCES) {
+            this.#addresses.set(host, new Map([[String(record.data), { expires }]]));
+          }
           break;
         }
       }
+    }
+  }
+
+  /** Drop what has expired (at most once a second), so the caps count live records only. */
+  #sweep(now: number): void {
+    if (now - this.#sweptAt < SWEEP_EVERY_MS) return;
+    this.#sweptAt = now;
+    for (const [name, entry] of this.#instances) if (entry.expires < now) this.#forget(name);
+    for (const map of [this.#srv, this.#txt]) {
+      for (const [name, entry] of map) if (entry.expires < now) map.delete(name);
+    }
+    for (const [host, known] of this.#addresses) {
+      for (const [address, entry] of known) if (entry.expires < now) known.delete(address);
+      if (known.size === 0) this.#addresses.delete(host);
     }
   }
 
