@@ -145,6 +145,37 @@ describe("the fleet page", () => {
     );
   });
 
+  it("with authentication on, the listing needs a token; the tab's own token lists it, thumbnails included", async () => {
+    expect((await fetch(`${urls.c}_fleet/servers`)).status).toBe(401);
+    expect((await fetch(`${urls.c}_fleet/`)).status).toBe(200); // the page holds no data
+    const tab = await browser.newPage();
+    try {
+      await tab.goto(`${urls.c}_fleet/`);
+      await expect
+        .poll(() => tab.locator("#fleet-status").textContent())
+        .toContain("This server needs a token to list its fleet");
+      expect(await tab.locator("article.fleet-card").count()).toBe(0);
+      // As the dashboard's links do: the token in the fragment, kept for this tab only.
+      await tab.goto("about:blank");
+      await tab.goto(`${urls.c}_fleet/#token=${TOKEN}`);
+      await expect.poll(() => new URL(tab.url()).hash).toBe("");
+      const self = tab.locator("article.fleet-card").first();
+      await self.waitFor();
+      expect(await self.locator("h2").textContent()).toBe("This server");
+      const thumbs = self.locator("img.fleet-thumb");
+      await expect.poll(() => thumbs.count()).toBe(2);
+      await expect
+        .poll(
+          () =>
+            thumbs.evaluateAll((images) => images.map((i) => (i as HTMLImageElement).naturalWidth)),
+          { timeout: 10_000 },
+        )
+        .toEqual([160, 80]);
+    } finally {
+      await tab.close();
+    }
+  });
+
   it("the dashboard links the fleet page", async () => {
     const html = await (await fetch(urls.a)).text();
     expect(html).toContain('<a href="/_fleet/">Fleet</a>');

@@ -322,10 +322,10 @@ function responseProblems(request: FuzzRequest, result: ExchangeResult): string[
 
 /**
  * Paths readable without a token (TDs, the dashboard shell and files, the API docs, the
- * server's own TD at /.well-known/wot and the fleet listing made of public TDs).
+ * server's own TD at /.well-known/wot; the fleet page, but not its listing).
  */
 const PUBLIC_PATH =
-  /^\/(|things\/?|thing_descriptions\/?|[A-Za-z0-9_-]+\/?|openapi\.json|docs(\/.*)?|_dashboard\/.*|\.well-known\/wot|_fleet\/servers\/?)$/;
+  /^\/(|things\/?|thing_descriptions\/?|[A-Za-z0-9_-]+\/?|openapi\.json|docs(\/.*)?|_dashboard\/.*|\.well-known\/wot)$/;
 
 interface FuzzRun {
   numRuns: number;

@@ -2,16 +2,21 @@
  * The fleet page's module (`/_fleet/`): reads `<root>/_fleet/servers` from its own server
  * every few seconds and shows a card per server (this one first) with its Things, whether
  * it answered, a thumbnail per camera (its snapshot, refreshed while the page is visible)
- * and a link to that server's own dashboard. It sends no token anywhere: a Thing whose TD
- * wants one is shown without a thumbnail, with a link to its server.
+ * and a link to that server's own dashboard. It sends a token only to its own server (the
+ * one this tab was given in the dashboard): another server's Thing whose TD wants one is
+ * shown without a thumbnail, with a link to its server.
  */
 // Types only (erased in the compiled module): the page reads what the survey makes.
 import type { FleetServer, FleetThing } from "../discovery/fleet-survey.js";
+import { AccessTokens } from "./access-tokens.js";
 import { h } from "./dom.js";
 
 /** The server's API root: this module is served at `<root>/_dashboard/dashboard/fleet-main.js`. */
 const API_ROOT = new URL("../../", import.meta.url);
 const POLL_MS = 5000;
+const tokens = new AccessTokens(sessionStorage);
+/** This tab's token for its own server, if the dashboard was given one. */
+const ownToken = () => tokens.get(API_ROOT.origin);
 const THUMBNAIL_MS = 2000;
 
 const SOURCE_LABELS: Record<string, string> = {
@@ -45,7 +50,7 @@ function refreshThumbnails(): void {
   }
 }
 
-function thingRow(thing: FleetThing): HTMLElement {
+function thingRow(thing: FleetThing, isOwn: boolean): HTMLElement {
   const row = h(
     "li",
     { class: `fleet-thing ${thing.status}`, "data-thing": thing.name },
@@ -55,15 +60,24 @@ function thingRow(thing: FleetThing): HTMLElement {
       ? h("span", { class: "fleet-note" }, `unavailable: ${thing.detail ?? ""}`)
       : null,
   );
-  if (thing.status === "ok" && thing.needsToken && thing.snapshots.length > 0) {
+  const token = isOwn ? ownToken() : undefined;
+  if (thing.status === "ok" && thing.needsToken && thing.snapshots.length > 0 && !token) {
     row.append(
       h("p", { class: "fleet-note" }, "Needs a token: open its dashboard to see the camera."),
     );
   } else if (thing.status === "ok") {
     for (const snapshot of thing.snapshots)
-      row.append(thumbnail(snapshot, `${thing.title}: latest frame`));
+      row.append(thumbnail(withToken(snapshot, token), `${thing.title}: latest frame`));
   }
   return row;
+}
+
+/** An `<img>` cannot send a header: the token goes in the URL, as RFC 6750 §2.3 allows. */
+function withToken(url: string, token: string | undefined): string {
+  if (!token) return url;
+  const next = new URL(url);
+  next.searchParams.set("access_token", token);
+  return next.href;
 }
 
 function card(server: FleetServer, isSelf: boolean): HTMLElement {
@@ -88,7 +102,11 @@ function card(server: FleetServer, isSelf: boolean): HTMLElement {
     server.detail && !server.online ? h("p", { class: "fleet-note" }, server.detail) : null,
     server.things.length === 0
       ? h("p", { class: "fleet-note" }, "No Things seen.")
-      : h("ul", { class: "fleet-things" }, ...server.things.map(thingRow)),
+      : h(
+          "ul",
+          { class: "fleet-things" },
+          ...server.things.map((thing) => thingRow(thing, isSelf)),
+        ),
     h(
       "a",
       {
@@ -103,9 +121,21 @@ function card(server: FleetServer, isSelf: boolean): HTMLElement {
 
 async function update(status: HTMLElement, area: HTMLElement): Promise<void> {
   try {
+    const token = ownToken();
     const response = await fetch(new URL("_fleet/servers", API_ROOT), {
-      headers: { accept: "application/json" },
+      headers: {
+        accept: "application/json",
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
     });
+    if (response.status === 401) {
+      status.replaceChildren(
+        "This server needs a token to list its fleet: ",
+        h("a", { href: API_ROOT.href }, "open its dashboard"),
+        ", give the token there, then come back.",
+      );
+      return;
+    }
     if (!response.ok) throw new Error(`the server answered ${response.status}`);
     const { self, servers } = (await response.json()) as {
       self: FleetServer;
@@ -123,6 +153,8 @@ async function update(status: HTMLElement, area: HTMLElement): Promise<void> {
 }
 
 function start(): void {
+  // A link made by the dashboard may carry the token (`#token=…`), as the dashboard's does.
+  tokens.adoptFromLocation(location, history);
   const status = document.getElementById("fleet-status")!;
   const area = document.getElementById("fleet")!;
   void update(status, area);

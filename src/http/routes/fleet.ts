@@ -1,7 +1,9 @@
 /**
  * The fleet page (`GET /_fleet/`) and what it reads (`GET /_fleet/servers`): this server
  * and every other one the FleetSurvey knows (DNS-SD, the configured directory, the config's
- * list), each with its Things. Public like the TDs it is made of; the page holds no data.
+ * list), each with its Things. The page is public (it holds no data); the listing needs a
+ * token when authentication is on, as this server's own Things' status does elsewhere, and
+ * because each request may make the server probe the servers it lists.
  */
 import type { FastifyInstance } from "fastify";
 import { fleetPage } from "../../dashboard/fleet-shell.js";
@@ -48,7 +50,6 @@ export function registerFleetRoutes(
         summary:
           "This server and the others found (DNS-SD, TD directory, config), with their Things",
       },
-      config: { public: true },
     },
     async (request) => {
       const root = absoluteUrl(request, `${prefix}/`);
