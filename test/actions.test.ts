@@ -180,6 +180,11 @@ class Lab extends GatedThing {
     return BlobOutput.fromBytes(new Uint8Array(KNOWN_BYTES), "application/octet-stream");
   }
 
+  @action({ output: blobOutput("application/octet-stream") })
+  async empty() {
+    return BlobOutput.fromBytes(new Uint8Array(0), "application/octet-stream");
+  }
+
   @action({ output: blobOutput("image/png") })
   async file() {
     const folder = await tempDir("actions-test-");
@@ -354,6 +359,7 @@ describe("actions on one server", () => {
         "bytes",
         "configure",
         "count",
+        "empty",
         "exclusive",
         "explode",
         "file",
@@ -799,6 +805,22 @@ describe("actions on one server", () => {
     const outside = await fetch(url, { headers: { range: "bytes=5000-" } });
     await expectProblem(outside, 416);
     expect(outside.headers.get("content-range")).toBe("bytes */1000");
+  });
+
+  it("an empty blob: the whole of it is nothing, and no range of it can be given", async () => {
+    const created = await invoke(base, "lab/empty");
+    await settled(server, created.id);
+    const output = (await statusOf(base, created.id)).output as { href: string; size: number };
+    expect(output.size).toBe(0);
+    const url = new URL(output.href, `${base}/`).href;
+    const whole = await fetch(url);
+    expect(whole.status).toBe(200);
+    expect((await whole.arrayBuffer()).byteLength).toBe(0);
+    for (const range of ["bytes=-5", "bytes=0-", "bytes=0-0"]) {
+      const part = await fetch(url, { headers: { range } });
+      await expectProblem(part, 416);
+      expect(part.headers.get("content-range"), range).toBe("bytes */0");
+    }
   });
 
   it("serves a file blob the same way, having moved the action's temporary file", async () => {

@@ -149,6 +149,11 @@ describe("SangaboardStage", () => {
     const refused = await post("/stage/moveRelative", { x: 10 });
     expect(refused.status).toBe(503);
     expect(String(refused.body.detail)).toContain(pty.host);
+    // A foreseen refusal: one warning with the reason, not an error with a stack per retry.
+    const refusal = await logs.waitFor((l) => l.msg === "request refused", "the refusal logged");
+    expect(refusal).toMatchObject({ level: 40, url: "/stage/moveRelative" });
+    expect(String(refusal.reason)).toContain(pty.host);
+    expect(logs.lines.filter((l) => l.level >= 50 && l.msg === "request failed")).toEqual([]);
     await logs.waitFor(
       (l) => String(l.msg).includes(`${pty.host} disconnected`),
       "a log line naming the port",

@@ -14,6 +14,7 @@ import {
   QueueFullError,
   ThingFailureError,
   UnauthorizedError,
+  UnavailableError,
 } from "../errors.js";
 import { redactToken } from "./authentication.js";
 
@@ -153,7 +154,11 @@ export function handleError(
   reply: FastifyReply,
 ): FastifyReply {
   const { problem, headers } = toProblem(error, request.url);
-  if (problem.status >= 500) {
+  if (error instanceof UnavailableError || error instanceof QueueFullError) {
+    // Foreseen refusals (hardware away, queue full): a retrying client would fill the log
+    // with stacks that say nothing more than the message.
+    request.log.warn({ url: redactToken(request.url), reason: error.message }, "request refused");
+  } else if (problem.status >= 500) {
     request.log.error({ err: error, url: redactToken(request.url) }, "request failed");
   }
   return sendProblem(reply, problem, headers);

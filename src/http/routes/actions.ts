@@ -284,7 +284,8 @@ export function parseRange(
   if (!match || (match[1] === "" && match[2] === "")) return undefined;
   if (match[1] === "") {
     const suffix = Number(match[2]);
-    if (suffix === 0) return "unsatisfiable";
+    // An empty blob has no last bytes to give (RFC 9110 §14.1.2).
+    if (suffix === 0 || size === 0) return "unsatisfiable";
     return { start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(match[1]);
