@@ -15,6 +15,7 @@ import { within } from "./support/within.js";
 let victim: Server;
 let hostile: Server;
 let server: ThingServer;
+let hostileUrl: string;
 const victimRequests: string[] = [];
 const hostileRequests: string[] = [];
 
@@ -36,7 +37,6 @@ beforeAll(async () => {
       .writeHead(200, { "content-type": "application/json" })
       .end(JSON.stringify({ title: "internal secret title" }));
   });
-  let hostileUrl: string;
   [hostile, hostileUrl] = await listen((request, response) => {
     hostileRequests.push(request.url!);
     const json = (body: unknown) =>
@@ -48,6 +48,8 @@ beforeAll(async () => {
           { rel: "item", href: `${victimUrl}/admin/` },
           { rel: "item", href: "/redirecting/" },
           { rel: "item", href: "/own/" },
+          // Shown as "Open hostile's dashboard": it must not lead elsewhere.
+          { rel: "alternate", type: "text/html", href: `${victimUrl}/login` },
         ],
       });
     } else if (request.url === "/redirecting/") {
@@ -74,6 +76,7 @@ describe("the fleet survey of a hostile server", () => {
     const { servers } = (await response.json()) as {
       servers: {
         title: string;
+        dashboard: string;
         things: { name: string; title: string; status: string; detail?: string }[];
       }[];
     };
@@ -87,5 +90,6 @@ describe("the fleet survey of a hostile server", () => {
     ]);
     expect(things[1]!.detail).toContain("redirect");
     expect(JSON.stringify(servers)).not.toContain("internal secret title");
+    expect(servers[0]!.dashboard, "the card's link stays on that server").toBe(`${hostileUrl}/`);
   });
 });

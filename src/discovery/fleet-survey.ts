@@ -176,7 +176,13 @@ export class FleetSurvey {
         // Only its own Things: a listing naming other origins (an internal address, another
         // machine) must not make this server fetch them for whoever opens the fleet page.
         if (link.rel === "item" && sameOrigin(href, candidate.url)) tds.add(href);
-        if (link.rel === "alternate" && link.type === "text/html") server.dashboard = href;
+        // The card's "Open its dashboard" link says it is this server's: keep it there.
+        if (
+          link.rel === "alternate" &&
+          link.type === "text/html" &&
+          sameOrigin(href, candidate.url)
+        )
+          server.dashboard = href;
       }
     } catch (error) {
       server.detail = `${wellKnown}: ${messageOf(error)}`;
