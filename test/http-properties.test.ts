@@ -138,8 +138,22 @@ const badRequests: BadRequest[] = [
     status: 400,
     watch: ["/camera/resolution"],
     check: (problem) => {
-      expect(problem.detail).toMatch(/JSON/);
+      // Where it broke, not only that it did.
+      expect(problem.detail).toMatch(/^The request body is not valid JSON: .*position 14/);
       expect(problem.type).toBe("tag:labthings-ts,2026:invalid-json");
+    },
+  },
+  {
+    name: "a __proto__ member (prototype poisoning) is refused, naming it",
+    method: "PUT",
+    path: "/camera/resolution",
+    body: '{"width": 800, "height": 600, "__proto__": {"admin": true}}',
+    status: 400,
+    watch: ["/camera/resolution"],
+    check: (problem) => {
+      expect(problem.type).toBe("tag:labthings-ts,2026:invalid-input");
+      expect(problem.detail).toContain("'__proto__'");
+      expect(problem.detail).not.toContain("not valid JSON");
     },
   },
   {

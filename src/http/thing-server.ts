@@ -36,6 +36,7 @@ import { machineLabel, reachableOrigin } from "../discovery/network-addresses.js
 import { mdnsEnabled, NetworkPresence } from "../discovery/network-presence.js";
 import {
   ConfigError,
+  InvalidInputError,
   ListenError,
   NotFoundError,
   ThingLifecycleError,
@@ -582,7 +583,22 @@ export class ThingServer {
       } catch (error) {
         return done(error as Error, undefined);
       }
-      parseJson(request, body as string, done);
+      parseJson(request, body as string, (error, value) => {
+        if (!error) return done(null, value);
+        // Fastify says only "not valid JSON" for both of its refusals: say which it was.
+        try {
+          JSON.parse(body as string);
+        } catch (syntax) {
+          return done(Object.assign(error, { message: (syntax as Error).message }), undefined);
+        }
+        done(
+          new InvalidInputError(
+            "the body has a '__proto__' or 'constructor.prototype' member, which is refused" +
+              " (it could change how the server's objects behave); rename that member",
+          ),
+          undefined,
+        );
+      });
     });
     app.setNotFoundHandler((request, reply) => {
       const { problem, headers } = toProblem(this.#notFound(request.url), request.url);
