@@ -370,6 +370,26 @@ describe("labthings-fastapi's websocket sequences (its tests/test_websocket.py) 
     await socket.waitFor(() => of(socket, "propertyStatus").length === 1, "the speed");
   });
 
+  it("an observation whose data is no object (missing, a list, a name) is answered with how to write it", async () => {
+    const socket = await ws("stage");
+    const odd = [
+      { messageType: "addPropertyObservation" },
+      { messageType: "addPropertyObservation", data: ["position"] },
+      { messageType: "addActionObservation", data: "moveRelative" },
+    ];
+    for (const message of odd) socket.send(message);
+    await socket.waitFor(() => of(socket, "response").length === odd.length, "a response each");
+    const responses = of(socket, "response");
+    expect(responses.map((m) => [m.operation, (m.error as { status: string }).status])).toEqual([
+      ["observeproperty", "400"],
+      ["observeproperty", "400"],
+      ["observeaction", "400"],
+    ]);
+    expect((responses[0]!.error as { detail: string }).detail).toContain(
+      `"data": {"position": true}`,
+    );
+  });
+
   it("one actionStatus per status: pending, running, then completed, error or cancelled", async () => {
     const stageSocket = await ws("stage");
     const focusSocket = await ws("autofocus");

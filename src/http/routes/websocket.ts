@@ -277,6 +277,21 @@ class ThingWebSocket {
     }
     const { messageType, data } = message as { messageType?: unknown; data?: unknown };
     const names = data && typeof data === "object" ? Object.keys(data) : [];
+    const observing =
+      messageType === "addPropertyObservation" || messageType === "addActionObservation";
+    // Upstream subscribes every key of `data`: a list or a bare name would be read as
+    // "0" or as nothing, and the page would wait for messages that never come.
+    if (observing && (typeof data !== "object" || data === null || Array.isArray(data))) {
+      this.#error(
+        messageType === "addPropertyObservation" ? "observeproperty" : "observeaction",
+        "",
+        400,
+        problemType("bad-request"),
+        "Bad Request",
+        `'data' must be an object whose keys are the names to observe, e.g. {"messageType": "${messageType}", "data": {"position": true}}`,
+      );
+      return;
+    }
     if (messageType === "addPropertyObservation") {
       for (const name of names) {
         const property = this.exposed.properties.get(name);
