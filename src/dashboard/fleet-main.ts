@@ -15,8 +15,8 @@ import { h } from "./dom.js";
 const API_ROOT = new URL("../../", import.meta.url);
 const POLL_MS = 5000;
 const tokens = new AccessTokens(sessionStorage);
-/** This tab's token for its own server, if the dashboard was given one. */
-const ownToken = () => tokens.get(API_ROOT.origin);
+/** Requests to this page's own server only, with the token this tab gave the dashboard. */
+const own = tokens.forOrigin(API_ROOT.origin);
 const THUMBNAIL_MS = 2000;
 
 const SOURCE_LABELS: Record<string, string> = {
@@ -60,24 +60,21 @@ function thingRow(thing: FleetThing, isOwn: boolean): HTMLElement {
       ? h("span", { class: "fleet-note" }, `unavailable: ${thing.detail ?? ""}`)
       : null,
   );
-  const token = isOwn ? ownToken() : undefined;
-  if (thing.status === "ok" && thing.needsToken && thing.snapshots.length > 0 && !token) {
+  const hasToken = isOwn && tokens.get(own.origin) !== undefined;
+  if (thing.status === "ok" && thing.needsToken && thing.snapshots.length > 0 && !hasToken) {
     row.append(
       h("p", { class: "fleet-note" }, "Needs a token: open its dashboard to see the camera."),
     );
   } else if (thing.status === "ok") {
     for (const snapshot of thing.snapshots)
-      row.append(thumbnail(withToken(snapshot, token), `${thing.title}: latest frame`));
+      row.append(
+        thumbnail(
+          isOwn ? tokens.withAccessToken(snapshot) : snapshot,
+          `${thing.title}: latest frame`,
+        ),
+      );
   }
   return row;
-}
-
-/** An `<img>` cannot send a header: the token goes in the URL, as RFC 6750 §2.3 allows. */
-function withToken(url: string, token: string | undefined): string {
-  if (!token) return url;
-  const next = new URL(url);
-  next.searchParams.set("access_token", token);
-  return next.href;
 }
 
 function card(server: FleetServer, isSelf: boolean): HTMLElement {
@@ -121,12 +118,8 @@ function card(server: FleetServer, isSelf: boolean): HTMLElement {
 
 async function update(status: HTMLElement, area: HTMLElement): Promise<void> {
   try {
-    const token = ownToken();
-    const response = await fetch(new URL("_fleet/servers", API_ROOT), {
-      headers: {
-        accept: "application/json",
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-      },
+    const response = await own.fetch(new URL("_fleet/servers", API_ROOT), {
+      headers: { accept: "application/json" },
     });
     if (response.status === 401) {
       status.replaceChildren(
