@@ -61,7 +61,9 @@ export class SchemaValidator {
   problems(schema: TSchema, value: unknown, root: string): SchemaProblem[] {
     // JSON.parse reads 1e400 as Infinity, and ajv takes Infinity for a number and even an
     // integer: a move of `{"x": 1e400}` would reach the Thing. No affordance means that.
-    const infinite = nonFiniteNumbers(value, root ? `/${root}` : "");
+    const infinite = everyNumberFinite(value)
+      ? []
+      : nonFiniteNumbers(value, root ? `/${root}` : "");
     const validate = this.#validatorFor(schema);
     if (validate(value)) return infinite;
     const kept = collapseUnions(validate.errors ?? []);
@@ -84,7 +86,17 @@ export class SchemaValidator {
   }
 }
 
-/** Every number in `value` that is not finite, as a problem at its place. */
+/** The check on every validation: no allocation, no field names. */
+function everyNumberFinite(value: unknown): boolean {
+  if (typeof value === "number") return Number.isFinite(value);
+  if (Array.isArray(value)) return value.every(everyNumberFinite);
+  if (isRecord(value)) {
+    for (const key in value) if (!everyNumberFinite(value[key])) return false;
+  }
+  return true;
+}
+
+/** Every number in `value` that is not finite, as a problem at its place (when there is one). */
 function nonFiniteNumbers(value: unknown, field: string): SchemaProblem[] {
   if (typeof value === "number") {
     if (Number.isFinite(value)) return [];
