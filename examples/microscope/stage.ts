@@ -9,7 +9,7 @@ import {
   ThingEvent,
   Type,
 } from "../../src/index.js";
-import { type MoveOptions, Position, Stage } from "../../src/instruments/roles.js";
+import { displaced, type MoveOptions, Position, Stage } from "../../src/instruments/roles.js";
 
 export { type MoveOptions, Position };
 
@@ -105,13 +105,7 @@ export class SimulatedStage extends Stage {
       "Move by a displacement in motor steps; missing axes stay put. Cancelling stops where the stage is.",
   })
   async moveRelative(displacement: Partial<Position>, ctx: ActionContext): Promise<Position> {
-    const { x, y, z } = this.position;
-    const target = {
-      x: x + (displacement.x ?? 0),
-      y: y + (displacement.y ?? 0),
-      z: z + (displacement.z ?? 0),
-    };
-    return this.moveTo(target, progressReporter(ctx));
+    return this.moveTo(displaced(this.position, displacement), progressReporter(ctx));
   }
 
   /** Move to a position in steps (missing axes stay put). Exclusive with other moves. */

@@ -15,6 +15,11 @@ export const Position = Type.Object(
 );
 export type Position = Static<typeof Position>;
 
+/** Where a relative move of `by` from `from` ends: missing axes stay put. */
+export function displaced(from: Position, by: Partial<Position>): Position {
+  return { x: from.x + (by.x ?? 0), y: from.y + (by.y ?? 0), z: from.z + (by.z ?? 0) };
+}
+
 /** How a caller follows and stops a move it makes through `Stage.moveTo`. */
 export interface MoveOptions {
   signal?: AbortSignal;

@@ -15,7 +15,7 @@ import {
   Type,
   UnavailableError,
 } from "../../index.js";
-import { type MoveOptions, Position, Stage } from "../roles.js";
+import { displaced, type MoveOptions, Position, Stage } from "../roles.js";
 import { type SerialChannel, SerialLineDevice } from "../serial/serial-line-device.js";
 
 export const SangaboardStageOptions = Type.Object(
@@ -203,13 +203,7 @@ export class SangaboardStage extends Stage {
       "Move by a displacement in motor steps; missing axes stay put. Cancelling stops the motors where they are.",
   })
   async moveRelative(displacement: Partial<Position>, ctx: ActionContext): Promise<Position> {
-    const { x, y, z } = await this.#readPosition();
-    const target = {
-      x: x + (displacement.x ?? 0),
-      y: y + (displacement.y ?? 0),
-      z: z + (displacement.z ?? 0),
-    };
-    return this.moveTo(target, progressReporter(ctx));
+    return this.moveTo(displaced(await this.#readPosition(), displacement), progressReporter(ctx));
   }
 
   /** Move to a position in steps (missing axes stay put). Cancelling stops the motors. */
