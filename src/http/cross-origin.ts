@@ -15,6 +15,7 @@
  */
 import type { FastifyRequest } from "fastify";
 import { CrossOriginError } from "../errors.js";
+import { isUpgradeRequest } from "./routes/websocket.js";
 
 /** Methods that change nothing (RFC 9110 §9.2.1). */
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -27,7 +28,7 @@ export class CrossOriginProtection {
 
   /** Throws CrossOriginError for an unsafe request from another site's page. */
   check(request: FastifyRequest): void {
-    const websocket = request.headers.upgrade?.toLowerCase() === "websocket";
+    const websocket = isUpgradeRequest(request.raw);
     if ((SAFE_METHODS.has(request.method) && !websocket) || this.trusted === true) return;
     const origin = request.headers.origin;
     if (origin !== undefined && this.trusted !== false && this.trusted.includes(origin)) return;
